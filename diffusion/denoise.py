@@ -1,0 +1,95 @@
+"""The denoiser: a generator of immutable states, from all-masked to resolved.
+
+Each step is one forward pass: confidences for every still-masked position,
+then the schedule picks which to commit. The consumer sets the pace and
+cancels by no longer iterating. How the logits are computed is a
+`Predictor` passed in (full recomputation today; a cached-context strategy
+plugs in the same way), so there is one loop for every strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from diffusion.canvas import Canvas
+from diffusion.confidence import Confidence, log_probability, top1_probability
+from diffusion.schedule import Schedule
+
+# (ids (B, T), select (B, T) bool, attention (B, T) bool | None) -> logits (N, V)
+# for the N selected positions in row-major order.
+Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DenoiseState:
+    """One snapshot of the canvas. Tensors are never modified after the state is made."""
+
+    ids: torch.Tensor  # (B, T) token ids; mask id where still masked
+    masked: torch.Tensor  # (B, T) bool
+    score: torch.Tensor  # (B,) summed log-probability of the tokens committed so far
+    step: int  # forward passes consumed by this request so far
+    steps: int  # step budget: the denoiser ends within this many steps
+    forwards: int
+
+    @property
+    def remaining(self) -> torch.Tensor:
+        return self.masked.sum(dim=1)
+
+    @property
+    def done(self) -> bool:
+        return not bool(self.masked.any())
+
+
+def denoise(
+    predict: Predictor,
+    canvas: Canvas,
+    schedule: Schedule,
+    confidence: Confidence = top1_probability,
+    banned_ids: Sequence[int] = (),
+) -> Iterator[DenoiseState]:
+    """Yield the initial all-masked state, then one state per forward pass until no mask is left."""
+    masked = canvas.masked
+    budgets = torch.tensor([schedule.steps_for(int(n)) for n in masked.sum(dim=1)], device=masked.device)
+    state = DenoiseState(
+        ids=canvas.ids,
+        masked=masked,
+        score=torch.zeros(masked.shape[0], device=masked.device),
+        step=0,
+        steps=int(budgets.max()),
+        forwards=0,
+    )
+    yield state
+    banned = torch.tensor(list(banned_ids), dtype=torch.long, device=masked.device)
+    while not state.done:
+        logits = predict(state.ids, state.masked, canvas.attention)  # (N, V)
+        if banned.numel():
+            logits = logits.index_fill(1, banned, float("-inf"))
+        conf, token = confidence(logits)
+        token_logp = log_probability(logits, token)
+        state = _commit_rows(state, schedule, conf, token, token_logp, budgets)
+        yield state
+
+
+def _commit_rows(
+    state: DenoiseState,
+    schedule: Schedule,
+    conf: torch.Tensor,
+    token: torch.Tensor,
+    token_logp: torch.Tensor,
+    budgets: torch.Tensor,
+) -> DenoiseState:
+    rows, cols = state.masked.nonzero(as_tuple=True)  # row-major, the order of the logits
+    ids, masked, score = state.ids.clone(), state.masked.clone(), state.score.clone()
+    for row in rows.unique().tolist():
+        members = (rows == row).nonzero(as_tuple=True)[0]
+        steps_left = max(1, int(budgets[row]) - state.step)
+        chosen = members[schedule.choose(conf[members], steps_left)]
+        ids[row, cols[chosen]] = token[chosen]
+        masked[row, cols[chosen]] = False
+        score[row] += token_logp[chosen].sum()
+    return DenoiseState(
+        ids=ids, masked=masked, score=score, step=state.step + 1, steps=state.steps, forwards=state.forwards + 1
+    )

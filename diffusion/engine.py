@@ -1,0 +1,223 @@
+"""The resident engine: a loaded checkpoint turned into text-level infill streams.
+
+Text in (prefix, suffix), snapshots out: each snapshot lists every candidate
+span as segments of resolved text and unresolved token runs, so a client can
+draw the block resolving in place. Knows nothing of editors or LSP.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from diffusion.canvas import Canvas, build_canvas, build_remask_canvas, prefix_window, suffix_window
+from diffusion.checkpoint import BUILTIN_MODEL_DIR, Checkpoint, load_checkpoint
+from diffusion.confidence import CONFIDENCES, log_probability
+from diffusion.denoise import DenoiseState, denoise
+from diffusion.device import pick_device
+from diffusion.schedule import Schedule, Threshold
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Context windows and decoding defaults; the checkpoint's config may override the windows."""
+
+    max_prefix: int = 192
+    max_suffix: int = 64
+    max_span: int = 64
+    tau: float = 0.9
+    max_steps: int = 16
+    confidence: str = "top1"
+
+    def default_schedule(self) -> Schedule:
+        return Threshold(tau=self.tau, max_steps=self.max_steps)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of span positions: decoded text when resolved, else a count of masked tokens."""
+
+    text: str
+    resolved: bool
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    span_length: int
+    segments: tuple[Segment, ...]
+    score: float  # mean log-probability per committed position
+
+    @property
+    def text(self) -> str:
+        """The resolved text only (the final infill once nothing is masked)."""
+        return "".join(s.text for s in self.segments if s.resolved)
+
+    @property
+    def unresolved(self) -> int:
+        return sum(s.tokens for s in self.segments if not s.resolved)
+
+
+@dataclass(frozen=True)
+class InfillSnapshot:
+    step: int
+    steps: int
+    forwards: int
+    final: bool
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+
+    @property
+    def best(self) -> Candidate:
+        return max(self.candidates, key=lambda c: c.score)
+
+    def ranked(self) -> list[Candidate]:
+        return sorted(self.candidates, key=lambda c: c.score, reverse=True)
+
+
+class Engine:
+    """A model kept resident on one device, with its codec and decoding settings."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device, settings: EngineSettings) -> None:
+        self.checkpoint = checkpoint
+        self.device = device
+        self.settings = settings
+        specials = checkpoint.codec.specials
+        # Ids that must never be committed inside a span.
+        self.banned_ids = tuple(
+            i for i in (specials.mask, specials.bos, specials.eos, specials.pad) if i is not None and i != specials.null
+        )
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, device: str | None = None) -> Engine:
+        folder = Path(model) if model else BUILTIN_MODEL_DIR
+        torch_device, dtype = pick_device(device)
+        checkpoint = load_checkpoint(folder, torch_device, dtype)
+        return cls(checkpoint, torch_device, settings_for(checkpoint))
+
+    @property
+    def codec(self):
+        return self.checkpoint.codec
+
+    def default_span(self) -> int:
+        return self.settings.max_span
+
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        span_lengths: Sequence[int] | None = None,
+        schedule: Schedule | None = None,
+    ) -> Iterator[InfillSnapshot]:
+        """Stream snapshots of the span(s) between `prefix` and `suffix`; the last is final."""
+        lengths = [min(max(1, k), self.settings.max_span) for k in (span_lengths or [self.settings.max_span])]
+        codec = self.codec
+        canvas = build_canvas(
+            prefix_window(codec, prefix, self.settings.max_prefix),
+            suffix_window(codec, suffix, self.settings.max_suffix),
+            lengths,
+            codec.specials,
+            self.device,
+        )
+        yield from self._run(canvas, schedule)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.codec.encode(text))
+
+    def block_tokens(self, block: str) -> list[int]:
+        return self.codec.encode(block)
+
+    def score_block(self, prefix: str, block: str, suffix: str, stride: int = 4) -> list[float]:
+        """log p(original token) for every token of `block`, each read with it (and every
+        `stride`-th neighbour) masked: masked re-prediction, `stride` rows in one forward pass."""
+        canvas = self._block_canvas(prefix, block, suffix, [[i % stride == r for i in range(self.count_tokens(block))] for r in range(stride)])
+        block_ids = canvas.ids.new_tensor(self.block_tokens(block))
+        original = canvas.ids.clone()
+        original[:, canvas.span_start : canvas.span_start + len(block_ids)] = block_ids
+        logits = self.predict(canvas.ids, canvas.masked, canvas.attention)  # (N, V), row-major
+        scores = log_probability(logits, original[canvas.masked])
+        rows, cols = canvas.masked.nonzero(as_tuple=True)
+        per_token = [0.0] * len(block_ids)
+        for score, col in zip(scores.tolist(), cols.tolist(), strict=True):
+            per_token[col - canvas.span_start] = score
+        return per_token
+
+    def repair(self, prefix: str, block: str, suffix: str, remask: list[bool], schedule: Schedule | None = None) -> Iterator[InfillSnapshot]:
+        """Re-denoise only the `remask` positions of `block`'s tokens, keeping the rest."""
+        yield from self._run(self._block_canvas(prefix, block, suffix, [remask]), schedule)
+
+    def _block_canvas(self, prefix: str, block: str, suffix: str, patterns: list[list[bool]]) -> Canvas:
+        codec = self.codec
+        return build_remask_canvas(
+            prefix_window(codec, prefix, self.settings.max_prefix),
+            self.block_tokens(block),
+            suffix_window(codec, suffix, self.settings.max_suffix),
+            patterns,
+            codec.specials,
+            self.device,
+        )
+
+    def _run(self, canvas: Canvas, schedule: Schedule | None) -> Iterator[InfillSnapshot]:
+        states = denoise(
+            self.predict,
+            canvas,
+            schedule or self.settings.default_schedule(),
+            CONFIDENCES[self.settings.confidence],
+            self.banned_ids,
+        )
+        for state in states:
+            yield self.snapshot(state, canvas.span_start, canvas.span_lengths)
+
+    @torch.inference_mode()
+    def predict(self, ids, select, attention):
+        return self.checkpoint.model.logits_at(ids, select, attention)
+
+    def snapshot(self, state: DenoiseState, span_start: int, lengths: Sequence[int]) -> InfillSnapshot:
+        ids = state.ids.tolist()
+        masked = state.masked.tolist()
+        candidates = []
+        for row, k in enumerate(lengths):
+            span_ids = ids[row][span_start : span_start + k]
+            span_masked = masked[row][span_start : span_start + k]
+            committed = k - sum(span_masked)
+            score = float(state.score[row]) / committed if committed else -math.inf
+            candidates.append(Candidate(k, self.segments(span_ids, span_masked), score))
+        return InfillSnapshot(
+            step=state.step, steps=state.steps, forwards=state.forwards, final=state.done, candidates=tuple(candidates)
+        )
+
+    def segments(self, span_ids: list[int], span_masked: list[bool]) -> tuple[Segment, ...]:
+        """Group positions into runs; decode resolved runs whole so multi-byte text survives."""
+        runs: list[Segment] = []
+        start = 0
+        for i in range(1, len(span_ids) + 1):
+            if i == len(span_ids) or span_masked[i] != span_masked[start]:
+                if span_masked[start]:
+                    runs.append(Segment("", False, i - start))
+                else:
+                    runs.append(Segment(self.codec.decode(span_ids[start:i]), True, i - start))
+                start = i
+        return tuple(r for r in runs if r.text or not r.resolved)
+
+
+def settings_for(checkpoint: Checkpoint) -> EngineSettings:
+    """Windows the checkpoint was trained for (config keys `infill_max_*`), else defaults."""
+    config = checkpoint.config
+    defaults = EngineSettings()
+    limit = config.max_position_embeddings
+    return EngineSettings(
+        max_prefix=config.infill_max_prefix or min(defaults.max_prefix, limit // 2),
+        max_suffix=config.infill_max_suffix or min(defaults.max_suffix, limit // 4),
+        max_span=config.infill_max_span or min(defaults.max_span, limit // 4),
+    )
+
+
+def timed(snapshots: Iterator[InfillSnapshot]) -> Iterator[tuple[float, InfillSnapshot]]:
+    """Pair each snapshot with seconds since iteration began (for the benchmark and `infill`)."""
+    began = time.perf_counter()
+    for snapshot in snapshots:
+        yield time.perf_counter() - began, snapshot

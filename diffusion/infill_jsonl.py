@@ -1,0 +1,66 @@
+"""`unmask infill --jsonl`: the scriptable entry point for evaluation.
+
+Reads `{"task_id", "prefix", "suffix"[, "max_tokens"]}` lines on stdin and
+writes `{"task_id", "completion", "steps", "seconds"}` lines on stdout, one
+per input, in order. A bad line gets an `error` field instead of stopping
+the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+from diffusion.engine import Engine
+
+
+def complete(engine: Engine, task: dict[str, Any], default_tokens: int) -> dict[str, Any]:
+    began = time.perf_counter()
+    tokens = int(task.get("max_tokens") or default_tokens)
+    last = None
+    for last in engine.infill(task["prefix"], task["suffix"], [tokens]):
+        pass
+    assert last is not None and last.final
+    return {
+        "task_id": task["task_id"],
+        "completion": last.best.text,
+        "steps": last.step,
+        "seconds": round(time.perf_counter() - began, 4),
+    }
+
+
+def parse_task(line: str) -> dict[str, Any]:
+    task = json.loads(line)
+    if not isinstance(task, dict):
+        raise ValueError("each line must be a JSON object")
+    missing = [k for k in ("task_id", "prefix", "suffix") if k not in task]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    if not isinstance(task["prefix"], str) or not isinstance(task["suffix"], str):
+        raise ValueError("prefix and suffix must be strings")
+    return task
+
+
+def process(engine: Engine, lines: Iterable[str], default_tokens: int) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            task = parse_task(line)
+        except ValueError as error:
+            yield {"task_id": None, "line": number, "error": f"line {number}: {error}"}
+            continue
+        yield complete(engine, task, default_tokens)
+
+
+def run_infill_jsonl(args: argparse.Namespace, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    engine = Engine.load(args.model, args.device)
+    default_tokens = args.max_tokens or engine.settings.max_span
+    for result in process(engine, stdin, default_tokens):
+        stdout.write(json.dumps(result) + "\n")
+        stdout.flush()
+    return 0

@@ -1,0 +1,198 @@
+"""A bidirectional Qwen2-style transformer: the denoising network.
+
+Blocks are the Qwen2 layout (RMSNorm, rotary positions, grouped-query
+attention with biases on q/k/v, SwiGLU), and attention goes through
+`scaled_dot_product_attention` with no causal mask, so every position sees the
+whole canvas. Module names follow the Hugging Face Qwen2 checkpoint layout
+(`model.layers.N.self_attn.q_proj`, ...), so a state dict from that family
+loads without renaming.
+
+The model knows tensors only: no tokenizer, no file, no device policy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffusion.config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32 as the reference does: bf16 variance loses digits.
+        dtype = x.dtype
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(dtype)
+
+
+def rotary_tables(
+    head_size: int, length: int, theta: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables of shape (length, head_size) for rotate-half RoPE."""
+    inv_freq = 1.0 / (
+        theta ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
+    )
+    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)  # (T, D)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, H, T, D); cos/sin: (T, D)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_size = config.head_size
+        bias = config.attention_bias
+        self.q_proj = nn.Linear(config.hidden_size, self.heads * self.head_size, bias=bias)
+        self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_size, bias=bias)
+        self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_size, bias=bias)
+        self.o_proj = nn.Linear(self.heads * self.head_size, config.hidden_size, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        batch, length, _ = x.shape  # (B, T, C)
+        q = self.q_proj(x).view(batch, length, self.heads, self.head_size).transpose(1, 2)
+        k = self.k_proj(x).view(batch, length, self.kv_heads, self.head_size).transpose(1, 2)
+        v = self.v_proj(x).view(batch, length, self.kv_heads, self.head_size).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            is_causal=False,
+            enable_gqa=self.kv_heads != self.heads,
+        )  # (B, H, T, D)
+        return self.o_proj(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = SwiGLU(config)
+
+    def forward(self, x, cos, sin, attn_mask):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, attn_mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Backbone(nn.Module):
+    """Embeddings, blocks and final norm: named `model` in the checkpoint."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+class DiffusionTransformer(nn.Module):
+    """Maps a canvas of token ids to per-position vocabulary logits."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = Backbone(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module, std: float = 0.02) -> None:
+        # The Qwen2 initialiser: small normal weights, zero biases. PyTorch's
+        # default N(0, 1) embedding makes tied logits explode at the start.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def hidden_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """input_ids (B, T); attention_mask (B, T) bool, True where a real token is.
+
+        Returns the final normed hidden states (B, T, C).
+        """
+        length = input_ids.shape[1]
+        assert length <= self.config.max_position_embeddings, (
+            f"canvas of {length} tokens exceeds max_position_embeddings "
+            f"{self.config.max_position_embeddings}"
+        )
+        x = self.model.embed_tokens(input_ids)
+        cos, sin = rotary_tables(self.config.head_size, length, self.config.rope_theta, x.device)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        attn_mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            attn_mask = attention_mask[:, None, None, :]  # (B, 1, 1, T): keys a query may see
+        for layer in self.model.layers:
+            x = layer(x, cos, sin, attn_mask)
+        return self.model.norm(x)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits for every position (B, T, V), already aligned: row i predicts token i."""
+        hidden = self.hidden_states(input_ids, attention_mask)
+        logits = self.lm_head(hidden)
+        if self.config.shift_logits:
+            # Dream-style checkpoints predict token i at output i-1.
+            logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+        return logits
+
+    def logits_at(
+        self,
+        input_ids: torch.Tensor,
+        select: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (N, V) for the N positions where `select` (B, T) is True, in row-major order.
+
+        Only the selected rows go through the vocabulary head: on a small model
+        the head is a large share of the cost.
+        """
+        hidden = self.hidden_states(input_ids, attention_mask)
+        if self.config.shift_logits:
+            source = torch.zeros_like(select)
+            source[:, :-1] = select[:, 1:]
+            assert not bool(select[:, 0].any()), "position 0 cannot be predicted when shifted"
+            return self.lm_head(hidden[source])
+        return self.lm_head(hidden[select])
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

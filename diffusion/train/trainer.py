@@ -1,0 +1,216 @@
+"""`unmask train`: the recipe that makes the built-in model.
+
+Corpus -> BPE tokenizer -> infill examples -> masked-diffusion objective,
+with checkpoints and resume in a run folder, a progress bar, a held-out loss,
+and a model folder plus model card at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from diffusion.checkpoint import save_checkpoint
+from diffusion.config import ModelConfig
+from diffusion.device import pick_device
+from diffusion.model import DiffusionTransformer
+from diffusion.tokenizer import BUILTIN_SPECIALS, SpecialIds, TextCodec
+from diffusion.train.bpe import train_bpe
+from diffusion.train.card import write_model_card
+from diffusion.train.corpus import Corpus, collect_corpus, read_texts
+from diffusion.train.examples import CanvasLimits, build_example
+from diffusion.train.objective import collate, masked_loss
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    vocab_size: int = 4096
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 8
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 1024
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    roots: tuple[Path, ...]
+    run_dir: Path
+    output: Path
+    shape: ModelShape = field(default_factory=ModelShape)
+    limits: CanvasLimits = field(default_factory=CanvasLimits)
+    batch_size: int = 24
+    learning_rate: float = 2e-3
+    warmup_steps: int = 200
+    max_steps: int = 20_000
+    max_minutes: float = 60.0
+    eval_every: int = 250
+    seed: int = 0
+    save_dtype: str = "float16"
+
+
+def learning_rate(step: int, seconds: float, settings: TrainSettings) -> float:
+    """Warm-up, then cosine decay to 10% over whichever budget (steps or time) runs out first."""
+    if step < settings.warmup_steps:
+        return settings.learning_rate * (step + 1) / settings.warmup_steps
+    progress = min(1.0, max(step / settings.max_steps, seconds / (settings.max_minutes * 60)))
+    return settings.learning_rate * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+
+
+def special_ids(codec_tokenizer) -> SpecialIds:
+    bos, eos, mask, null, pad = (codec_tokenizer.token_to_id(t) for t in BUILTIN_SPECIALS)
+    return SpecialIds(mask=mask, bos=bos, eos=eos, pad=pad, null=null)
+
+
+def model_config(shape: ModelShape, specials: SpecialIds, limits: CanvasLimits) -> ModelConfig:
+    return ModelConfig(
+        **asdict(shape),
+        infill_max_prefix=limits.max_prefix,
+        infill_max_suffix=limits.max_suffix,
+        infill_max_span=limits.max_span,
+        mask_token_id=specials.mask,
+        null_token_id=specials.null,
+        bos_token_id=specials.bos,
+        eos_token_id=specials.eos,
+        pad_token_id=specials.pad,
+    )
+
+
+def example_stream(texts: list[str], codec: TextCodec, limits: CanvasLimits, rng: random.Random):
+    # Weight files by size so every token of the corpus is about equally likely.
+    weights = [len(t) for t in texts]
+    while True:
+        text = rng.choices(texts, weights=weights)[0]
+        example = build_example(text, codec, limits, rng)
+        if example is not None:
+            yield example
+
+
+def held_out_batches(texts, codec, limits, settings, count=8):
+    rng = random.Random(12345)
+    generator = torch.Generator().manual_seed(12345)
+    stream = example_stream(texts, codec, limits, rng)
+    specials = codec.specials
+    return [
+        collate([next(stream) for _ in range(settings.batch_size)], specials.pad, specials.mask, generator)
+        for _ in range(count)
+    ]
+
+
+def evaluate(model, batches, device) -> float:
+    model.eval()
+    with torch.no_grad():
+        losses = [masked_loss(model, _to(b, device)).item() for b in batches]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def _to(batch, device):
+    return type(batch)(*(t.to(device) for t in (batch.clean, batch.noisy, batch.masked, batch.attention)))
+
+
+def train(settings: TrainSettings) -> Path:
+    """Train, resuming from `run_dir` when it holds a checkpoint; returns the model folder."""
+    started = time.time()
+    device, dtype = pick_device()
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    corpus = collect_corpus(settings.roots)
+    train_texts, held_texts = read_texts(corpus.train), read_texts(corpus.held_out)
+    tokenizer_path = settings.run_dir / "tokenizer.json"
+    if tokenizer_path.is_file():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    else:
+        tokenizer = train_bpe(train_texts, settings.shape.vocab_size)
+        tokenizer.save(str(tokenizer_path))
+    specials = special_ids(tokenizer)
+    codec = TextCodec(tokenizer, specials)
+    config = model_config(settings.shape.__class__(**{**asdict(settings.shape), "vocab_size": codec.vocab_size}), specials, settings.limits)
+
+    torch.manual_seed(settings.seed)
+    model = DiffusionTransformer(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
+    state_path = settings.run_dir / "state.pt"
+    log_path = settings.run_dir / "log.jsonl"
+    step, tokens_seen, seconds_before = 0, 0, 0.0
+    if state_path.is_file():
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, tokens_seen, seconds_before = state["step"], state["tokens_seen"], state["seconds"]
+    rng = random.Random(settings.seed * 1_000_003 + step)
+    generator = torch.Generator().manual_seed(settings.seed + step)
+    stream = example_stream(train_texts, codec, settings.limits, rng)
+    held = held_out_batches(held_texts or train_texts[:50], codec, settings.limits, settings)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def save_state() -> None:
+        torch.save(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "tokens_seen": tokens_seen, "seconds": seconds_before + time.time() - started},
+            state_path,
+        )
+
+    model.train()
+    deadline = started + settings.max_minutes * 60 - seconds_before
+    held_loss = float("nan")
+    with Progress(
+        TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("loss {task.fields[loss]:.3f} held-out {task.fields[held]:.3f}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    ) as progress:
+        task = progress.add_task("train", total=settings.max_steps, completed=step, loss=float("nan"), held=held_loss)
+        while step < settings.max_steps and time.time() < deadline:
+            batch = _to(collate([next(stream) for _ in range(settings.batch_size)], specials.pad, specials.mask, generator), device)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, seconds_before + time.time() - started, settings)
+            with autocast:
+                loss = masked_loss(model, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens_seen += int(batch.attention.sum())
+            record = {"step": step, "loss": loss.item(), "tokens_seen": tokens_seen}
+            if step % settings.eval_every == 0:
+                held_loss = evaluate(model, held, device)
+                record["held_out_loss"] = held_loss
+                save_state()
+            with log_path.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            progress.update(task, completed=step, loss=record["loss"], held=held_loss)
+    held_loss = evaluate(model, held, device)
+    save_state()
+    seconds = seconds_before + time.time() - started
+    save_checkpoint(settings.output, config, model, codec, dtype=getattr(torch, settings.save_dtype))
+    write_model_card(
+        settings.output / "MODEL_CARD.md",
+        config=config,
+        corpus=corpus,
+        summary={
+            "steps": step,
+            "tokens_seen": tokens_seen,
+            "held_out_loss": round(held_loss, 4),
+            "train_seconds": round(seconds),
+            "hardware": f"{device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__})",
+            "python": platform.python_version(),
+            "parameters": model.num_parameters(),
+            "batch_size": settings.batch_size,
+            "learning_rate": settings.learning_rate,
+            "canvas": asdict(settings.limits),
+            "train_dtype": "bfloat16 autocast" if device.type == "cuda" else "float32",
+            "saved_dtype": settings.save_dtype,
+        },
+    )
+    return settings.output

@@ -1,0 +1,193 @@
+"""`unmask/blockEdit`: rewrite a whole block, or suggest edits where the model doubts the code.
+
+rewrite: the enclosing block (tree-sitter) or the selection is regenerated
+at a few span lengths in one batch; the alternatives that parse rank first.
+suggest: every token of the block is scored by masked re-prediction, the
+doubtful ones (and their neighbours) are masked again and re-denoised, and
+the changed lines come back as separate edits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from diffusion.engine import Candidate, Engine, InfillSnapshot
+from lsp_server.protocol import REWRITE_COMMAND, SUGGEST_COMMAND, BlockEditRequest, ParamsError, lsp_range, preview_params
+from lsp_server.regions import pick_rewrite, rank_candidates
+from lsp_server.scheduler import JobEnd, JobStopped, Outcome, run_job
+
+if TYPE_CHECKING:
+    from lsp_server.documents import DocumentSnapshot
+    from lsp_server.server import Session
+
+# A token whose masked re-prediction gives it under 5% is a doubt; at most a
+# quarter of the block is remasked so that the code stays the user's.
+DOUBT_PROBABILITY = 0.05
+MAX_REMASK_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class Hunk:
+    start: int  # offsets into the document
+    end: int
+    text: str
+
+
+def line_hunks(old: str, new: str, base: int) -> list[Hunk]:
+    """Line-level differences of `new` against `old`, as replacements at document offsets."""
+    old_lines, new_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    starts = [0]
+    for line in old_lines:
+        starts.append(starts[-1] + len(line))
+    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
+    return [
+        Hunk(base + starts[i1], base + starts[i2], "".join(new_lines[j1:j2]))
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+
+
+def doubtful(scores: list[float]) -> list[bool]:
+    """Positions to remask: low-probability tokens and their neighbours, capped."""
+    threshold = math.log(DOUBT_PROBABILITY)
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    cap = max(1, int(len(scores) * MAX_REMASK_FRACTION))
+    picked = {i for i in order[:cap] if scores[i] < threshold}
+    grown = {j for i in picked for j in (i - 1, i, i + 1) if 0 <= j < len(scores)}
+    return [i in grown for i in range(len(scores))]
+
+
+def rewrite_lengths(tokens: int, limit: int, count: int) -> list[int]:
+    lengths: list[int] = []
+    for factor in (1.0, 1.25, 0.8, 1.5, 0.6, 2.0, 0.5, 1.1):
+        k = max(1, min(limit, round(tokens * factor) + (1 if factor > 1 else 0)))
+        if k not in lengths:
+            lengths.append(k)
+        if len(lengths) == count:
+            break
+    return lengths
+
+
+def suggest_work(engine: Engine, prefix: str, block: str, suffix: str) -> Iterator[InfillSnapshot]:
+    """Runs on the worker: score, then re-denoise the doubtful positions (nothing if none)."""
+    remask = doubtful(engine.score_block(prefix, block, suffix))
+    if any(remask):
+        yield from engine.repair(prefix, block, suffix, remask)
+
+
+def code_actions(uri: str, range_: types.Range) -> list[types.CodeAction]:
+    argument = {
+        "textDocument": {"uri": uri},
+        "range": {
+            "start": {"line": range_.start.line, "character": range_.start.character},
+            "end": {"line": range_.end.line, "character": range_.end.character},
+        },
+    }
+    return [
+        types.CodeAction(
+            title=title,
+            kind=types.CodeActionKind.RefactorRewrite,
+            command=types.Command(title=title, command=command, arguments=[argument]),
+        )
+        for title, command in (("unmask: rewrite block", REWRITE_COMMAND), ("unmask: suggest edits", SUGGEST_COMMAND))
+    ]
+
+
+def edit_json(document: DocumentSnapshot, hunk: Hunk, score: float) -> dict[str, Any]:
+    return {
+        "range": lsp_range(document.point(hunk.start), document.point(hunk.end)),
+        "newText": hunk.text,
+        "version": document.version,
+        "score": round(score, 4) if math.isfinite(score) else None,
+    }
+
+
+async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
+    document = session.snapshot(request.uri)
+    start = document.offset(request.line, request.character)
+    end = document.offset(*request.end) if request.end else None
+    if end is not None and end < start:
+        start, end = end, start
+    region = pick_rewrite(document.text, start, end, document.language)
+    if region is None:
+        raise ParamsError("no block to edit at this position")
+    settings = session.settings
+    engine = await session.shared.host.wait(settings.load_wait_seconds)
+    block = document.text[region.start : region.end]
+    prefix, suffix = document.text[: region.start], document.text[region.end :]
+    tokens = engine.count_tokens(block)
+    limit = engine.settings.max_span
+    if tokens > limit:
+        raise ParamsError(f"the block is {tokens} tokens; this model edits at most {limit} (select a smaller range)")
+    count = request.alternatives or settings.alternatives
+    if request.mode == "rewrite":
+        lengths = rewrite_lengths(max(1, tokens), limit, count)
+
+        def work():
+            return engine.infill(prefix, suffix, lengths)
+    else:
+
+        def work():
+            return suggest_work(engine, prefix, block, suffix)
+
+    range_ = lsp_range(document.point(region.start), document.point(region.end))
+    request_id = session.request_id
+
+    def preview(snapshot, candidate, cancelled=False):
+        session.preview(
+            preview_params(
+                request_id=request_id, uri=request.uri, version=document.version, range_=range_,
+                mode=request.mode, snapshot=snapshot, candidate=candidate, glyph=settings.mask_glyph,
+                cancelled=cancelled,
+            )
+        )
+
+    last: InfillSnapshot | None = None
+    try:
+        async for snapshot in run_job(
+            session.shared.scheduler,
+            (session.connection, request.uri),
+            document.version,
+            work,
+            lambda: session.version_of(request.uri) == document.version,
+        ):
+            last = snapshot
+            preview(snapshot, snapshot.best)
+    except (JobStopped, asyncio.CancelledError):
+        preview(last, None, cancelled=True)
+        raise
+    if session.version_of(request.uri) != document.version:
+        preview(last, None, cancelled=True)
+        raise JobStopped(JobEnd(Outcome.STALE, "the document changed while denoising"))
+    return {
+        "mode": request.mode,
+        "range": range_,
+        "version": document.version,
+        "edits": _edits(document, region.start, region.end, block, request.mode, last),
+    }
+
+
+def _edits(document, start: int, end: int, block: str, mode: str, last: InfillSnapshot | None):
+    if last is None:  # suggest found nothing to doubt
+        return []
+    candidates: list[Candidate] = last.ranked()
+    if mode == "rewrite":
+        texts = [c.text for c in candidates]
+        order = rank_candidates(document.text, start, end, texts, document.language)
+        seen: set[str] = set()
+        edits = []
+        for i in order:
+            if texts[i] in seen or texts[i] == block:
+                continue
+            seen.add(texts[i])
+            edits.append(edit_json(document, Hunk(start, end, texts[i]), candidates[i].score))
+        return edits
+    best = candidates[0]
+    return [edit_json(document, hunk, best.score) for hunk in line_hunks(block, best.text, start)]

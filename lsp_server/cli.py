@@ -1,0 +1,107 @@
+"""The `unmask` command line: parse arguments, then hand over to one module per command.
+
+Heavy imports (torch, tree-sitter, pygls) happen inside each command so that
+`unmask --help` and the server's first answer are quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model folder (Hugging Face format); default: the built-in model",
+    )
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unmask", description="Diffusion-native code infill and block rewrites for editors."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
+    transport = serve.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="serve one editor over stdio (default)")
+    transport.add_argument("--tcp", type=int, metavar="PORT", help="serve many connections over TCP")
+    transport.add_argument("--ws", type=int, metavar="PORT", help="serve many connections over websockets")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--log-file", type=Path, default=None, help="write the server log here")
+    add_model_options(serve)
+
+    preview = commands.add_parser("preview", help="show a block denoising in the terminal, then its diff")
+    preview.add_argument("target", help="FILE:LINE[:COL], 1-based line and column")
+    preview.add_argument("--mode", choices=("infill", "rewrite", "suggest"), default="infill")
+    preview.add_argument("--apply", action="store_true", help="write the result into FILE (atomically)")
+    preview.add_argument("--max-tokens", type=int, default=None, help="span budget in tokens")
+    preview.add_argument("--seed", type=int, default=0)
+    add_model_options(preview)
+
+    infill = commands.add_parser("infill", help="scriptable infill: JSON lines on stdin and stdout")
+    infill.add_argument("--jsonl", action="store_true", required=True, help="read and write JSON lines")
+    infill.add_argument("--max-tokens", type=int, default=None, help="default span budget in tokens")
+    add_model_options(infill)
+
+    bench = commands.add_parser("bench", help="measure threshold decoding against one token per step")
+    bench.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    bench.add_argument("--blocks", default="16,32,64", help="comma-separated block lengths in tokens")
+    bench.add_argument("--repeats", type=int, default=3)
+    add_model_options(bench)
+
+    train = commands.add_parser("train", help="train a small model with the project's recipe")
+    train.add_argument("roots", nargs="*", type=Path, help="source trees (default: the standard library)")
+    train.add_argument("--run-dir", type=Path, default=Path("runs/builtin"), help="checkpoints and logs")
+    train.add_argument("--output", type=Path, default=Path("runs/builtin/model"), help="model folder to write")
+    train.add_argument("--minutes", type=float, default=60.0, help="time budget")
+    train.add_argument("--steps", type=int, default=20_000, help="step budget")
+    train.add_argument("--batch-size", type=int, default=24)
+    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        from diffusion.train.corpus import default_roots
+        from diffusion.train.trainer import TrainSettings, train
+
+        settings = TrainSettings(
+            roots=tuple(args.roots or default_roots()),
+            run_dir=args.run_dir,
+            output=args.output,
+            max_minutes=args.minutes,
+            max_steps=args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+        )
+        print(f"model written to {train(settings)}")
+        return 0
+    if args.command == "serve":
+        from lsp_server.transports import serve
+
+        return serve(args)
+    if args.command == "preview":
+        from lsp_server.preview import run_preview
+
+        return run_preview(args)
+    if args.command == "infill":
+        from diffusion.infill_jsonl import run_infill_jsonl
+
+        return run_infill_jsonl(args)
+    if args.command == "bench":
+        from diffusion.bench import run_bench
+
+        return run_bench(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Loads the engine in the background so that `initialize` is answered at once.
+
+Importing torch alone takes seconds; the server answers the handshake first
+and loads the model on a thread. A request that arrives meanwhile waits for
+the model up to a limit, then gets a clear "still loading" answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diffusion.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(Exception):
+    """The model is still loading or failed to load; the message says which."""
+
+
+class EngineHost:
+    def __init__(self, model: str | None, device: str | None) -> None:
+        self.model = model
+        self.device = device
+        self.engine: Engine | None = None
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._load, name="unmask-load", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            from diffusion.engine import Engine
+
+            log.info("loading model %s", self.model or "(built-in)")
+            self.engine = Engine.load(self.model, self.device)
+            log.info("model ready in %.1f s on %s", time.monotonic() - self.started, self.engine.device)
+        except Exception as error:  # reported to every request, the server keeps serving
+            log.exception("model failed to load")
+            self.error = f"the model failed to load: {error}"
+        finally:
+            self.ready.set()
+
+    def status(self) -> str:
+        if not self.ready.is_set():
+            return "loading"
+        return "failed" if self.error else "ready"
+
+    async def wait(self, timeout: float) -> Engine:
+        await _wait_event(self.ready, timeout)
+        if not self.ready.is_set():
+            raise ModelUnavailable(
+                f"unmask: the model is still loading ({time.monotonic() - self.started:.0f} s so far); "
+                "try again in a moment"
+            )
+        if self.error or self.engine is None:
+            raise ModelUnavailable(f"unmask: {self.error}")
+        return self.engine
+
+
+async def _wait_event(event: threading.Event, timeout: float) -> None:
+    """Poll a thread event without blocking the loop or holding an executor thread."""
+    deadline = time.monotonic() + timeout
+    while not event.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)

@@ -1,0 +1,96 @@
+"""`textDocument/inlineCompletion`: infill at the cursor, previewed step by step.
+
+Picks the region with tree-sitter, runs the denoiser through the scheduler,
+sends an `unmask/preview` snapshot per step, and answers the final block as
+a standard inline completion item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from diffusion.engine import Candidate, InfillSnapshot, Segment
+from lsp_server.protocol import lsp_range, preview_params
+from lsp_server.regions import InfillRegion, pick_infill
+from lsp_server.scheduler import JobEnd, JobStopped, Outcome, run_job
+
+if TYPE_CHECKING:
+    from lsp_server.server import Session
+
+
+def clip_to_line(candidate: Candidate) -> Candidate:
+    """Keep a single-line infill on its line: everything from the first newline on is dropped."""
+    kept: list[Segment] = []
+    for segment in candidate.segments:
+        if segment.resolved and "\n" in segment.text:
+            head = segment.text.split("\n", 1)[0]
+            if head:
+                kept.append(replace(segment, text=head))
+            break
+        kept.append(segment)
+    return replace(candidate, segments=tuple(kept))
+
+
+def shape(candidate: Candidate, region: InfillRegion) -> Candidate:
+    return clip_to_line(candidate) if region.shape == "single-line" else candidate
+
+
+async def run(session: Session, uri: str, line: int, character: int) -> types.InlineCompletionList:
+    document = session.snapshot(uri)
+    offset = document.offset(line, character)
+    region = pick_infill(document.text, offset, document.language) or InfillRegion(
+        offset, offset, "single-line", ""
+    )
+    settings = session.settings
+    tokens = settings.single_line_tokens if region.shape == "single-line" else settings.multi_line_tokens
+    engine = await session.shared.host.wait(settings.load_wait_seconds)
+    prefix, suffix = document.text[: region.start], document.text[region.end :]
+    start, end = document.point(region.start), document.point(region.end)
+    range_ = lsp_range(start, end)
+    request_id = session.request_id
+
+    def preview(snapshot: InfillSnapshot | None, candidate: Candidate | None, cancelled: bool = False):
+        session.preview(
+            preview_params(
+                request_id=request_id,
+                uri=uri,
+                version=document.version,
+                range_=range_,
+                mode="infill",
+                snapshot=snapshot,
+                candidate=candidate,
+                glyph=settings.mask_glyph,
+                cancelled=cancelled,
+            )
+        )
+
+    last: InfillSnapshot | None = None
+    try:
+        async for snapshot in run_job(
+            session.shared.scheduler,
+            (session.connection, uri),
+            document.version,
+            lambda: engine.infill(prefix, suffix, [tokens]),
+            lambda: session.version_of(uri) == document.version,
+        ):
+            last = snapshot
+            preview(snapshot, shape(snapshot.best, region))
+    except (JobStopped, asyncio.CancelledError):
+        preview(last, None, cancelled=True)
+        raise
+    assert last is not None and last.final
+    if session.version_of(uri) != document.version:  # changed after the last step: no stale text
+        preview(last, None, cancelled=True)
+        raise JobStopped(JobEnd(Outcome.STALE, "the document changed while denoising"))
+    text = shape(last.best, region).text
+    if not text:
+        return types.InlineCompletionList(items=[])
+    item = types.InlineCompletionItem(
+        insert_text=text,
+        range=types.Range(types.Position(*start), types.Position(*end)),
+    )
+    return types.InlineCompletionList(items=[item])

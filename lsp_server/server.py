@@ -1,0 +1,215 @@
+"""The language server: one pygls server per connection over one shared engine.
+
+Handlers here are glue: they read a document snapshot, hand the work to a
+request module (`infill_request`, `block_edit`) and turn failures into
+JSON-RPC errors. State shared by every connection (the model host and the
+scheduler's worker) lives in `Shared`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pygls.lsp.server import LanguageServer
+
+from lsp_server import block_edit, infill_request
+from lsp_server.documents import DocumentError, current_version, snapshot_of
+from lsp_server.engine_host import EngineHost, ModelUnavailable
+from lsp_server.protocol import (
+    BLOCK_EDIT,
+    DID_ACCEPT,
+    DID_REJECT,
+    PREVIEW,
+    REWRITE_COMMAND,
+    STATUS,
+    SUGGEST_COMMAND,
+    ParamsError,
+    Settings,
+    parse_block_edit,
+)
+from lsp_server.positions import PositionError
+from lsp_server.scheduler import JobStopped, Outcome, Scheduler
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+class ContentModified(JsonRpcException):
+    code = -32801
+
+
+class RequestFailed(JsonRpcException):
+    code = -32803
+
+
+@dataclass
+class Shared:
+    """What every connection shares: one resident model, one worker."""
+
+    host: EngineHost
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    connections: itertools.count = field(default_factory=itertools.count)
+
+
+@dataclass
+class Session:
+    """One connection's view: its pygls server, its settings, its identity for the scheduler."""
+
+    server: LanguageServer
+    shared: Shared
+    connection: int
+    settings: Settings = field(default_factory=Settings)
+    accepted: int = 0
+    rejected: int = 0
+
+    @property
+    def encoding(self) -> str:
+        # Negotiated in `initialize`; before it, the LSP default.
+        capabilities = getattr(self.server.protocol, "server_capabilities", None)
+        encoding = capabilities.position_encoding if capabilities is not None else None
+        return str(encoding or "utf-16")
+
+    def snapshot(self, uri: str):
+        return snapshot_of(self.server.workspace, uri, self.encoding, self.settings.max_document_bytes)
+
+    def version_of(self, uri: str) -> int | None:
+        return current_version(self.server.workspace, uri)
+
+    def preview(self, params: dict[str, Any]) -> None:
+        if self.settings.previews:
+            self.server.protocol.notify(PREVIEW, params)
+
+    @property
+    def request_id(self) -> Any:
+        return self.server.protocol.msg_id
+
+
+def as_rpc_error(error: Exception) -> Exception:
+    """Map a failure of ours onto the JSON-RPC error a client understands."""
+    if isinstance(error, JobStopped):
+        outcome = error.end.outcome
+        if outcome in (Outcome.CANCELLED, Outcome.SUPERSEDED):
+            return JsonRpcRequestCancelled(f"unmask: request {outcome.value}")
+        if outcome is Outcome.STALE:
+            return ContentModified(f"unmask: {error.end.message}; ask again for the new version")
+        return RequestFailed(f"unmask: {error.end.message}")
+    if isinstance(error, ParamsError | PositionError | DocumentError):
+        return JsonRpcInvalidParams(f"unmask: {error}")
+    if isinstance(error, ModelUnavailable):
+        return RequestFailed(str(error))
+    return error
+
+
+async def guarded(coroutine):
+    try:
+        return await coroutine
+    except (JobStopped, ParamsError, PositionError, DocumentError, ModelUnavailable) as error:
+        raise as_rpc_error(error) from None
+
+
+def to_plain(value: Any) -> Any:
+    """pygls hands custom params over as namedtuples; turn them back into plain data."""
+    if hasattr(value, "_asdict"):
+        return {k: to_plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def build_server(shared: Shared) -> Session:
+    server = LanguageServer("unmask", VERSION)
+    session = Session(server=server, shared=shared, connection=next(shared.connections))
+
+    @server.feature(types.INITIALIZE)
+    def initialize(params: types.InitializeParams) -> None:
+        session.settings, problems = Settings.from_options(to_plain(params.initialization_options))
+        for problem in problems:
+            server.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"unmask: {problem}"))
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(params: types.InlineCompletionParams):
+        return await guarded(
+            infill_request.run(session, params.text_document.uri, params.position.line, params.position.character)
+        )
+
+    @server.feature(BLOCK_EDIT)
+    async def block_edit_request(params: Any):
+        try:
+            request = parse_block_edit(to_plain(params))
+        except ParamsError as error:
+            raise as_rpc_error(error) from None
+        return await guarded(block_edit.run(session, request))
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]),
+    )
+    def code_action(params: types.CodeActionParams):
+        return block_edit.code_actions(params.text_document.uri, params.range)
+
+    @server.command(REWRITE_COMMAND)
+    async def rewrite_command(arguments: list[Any]):
+        return await run_command(session, "rewrite", arguments)
+
+    @server.command(SUGGEST_COMMAND)
+    async def suggest_command(arguments: list[Any]):
+        return await run_command(session, "suggest", arguments)
+
+    @server.feature(DID_ACCEPT)
+    def did_accept(params: Any) -> None:
+        session.accepted += 1
+
+    @server.feature(DID_REJECT)
+    def did_reject(params: Any) -> None:
+        session.rejected += 1
+
+    @server.feature(STATUS)
+    def status(params: Any) -> dict[str, Any]:
+        host = shared.host
+        engine = host.engine
+        return {
+            "model": host.status(),
+            "error": host.error,
+            "device": str(engine.device) if engine else None,
+            "encoding": session.encoding,
+            "accepted": session.accepted,
+            "rejected": session.rejected,
+        }
+
+    return session
+
+
+async def run_command(session: Session, mode: str, arguments: list[Any]):
+    """`workspace/executeCommand`: compute the block edit, apply the best through the client."""
+    arguments = to_plain(arguments) or []
+    if not arguments or not isinstance(arguments[0], dict):
+        raise JsonRpcInvalidParams(f"unmask: {mode} expects one argument {{textDocument, range|position}}")
+    try:
+        request = parse_block_edit({**arguments[0], "mode": mode})
+    except ParamsError as error:
+        raise as_rpc_error(error) from None
+    result = await guarded(block_edit.run(session, request))
+    if result["edits"]:
+        best = result["edits"][0]
+        # Versioned, so the client refuses the edit if the document moved on meanwhile.
+        edit = types.WorkspaceEdit(
+            document_changes=[
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(uri=request.uri, version=best["version"]),
+                    edits=[
+                        types.TextEdit(
+                            range=session.server.protocol._converter.structure(best["range"], types.Range),
+                            new_text=best["newText"],
+                        )
+                    ],
+                )
+            ]
+        )
+        asyncio.ensure_future(session.server.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit)))
+    return result

@@ -1,0 +1,178 @@
+"""Transports: stdio for one editor, TCP and websockets for a shared daemon.
+
+The message loops are ours rather than pygls's, for two reasons: a daemon
+serves many connections at once over one model (pygls's `start_tcp` and
+`start_ws` serve one and exit), and a malformed message must get a JSON-RPC
+error answer (pygls only logs it, leaving the client waiting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+from lsprotocol import types
+from pygls.io_ import StdinAsyncReader, StdoutWriter
+from pygls.protocol import JsonRPCProtocol
+
+from lsp_server.engine_host import EngineHost
+from lsp_server.server import Session, Shared, build_server
+
+log = logging.getLogger(__name__)
+CONTENT_LENGTH = re.compile(rb"^Content-Length: (\d+)\r\n$", re.IGNORECASE)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def send_error(protocol: JsonRPCProtocol, msg_id: Any, code: int, message: str) -> None:
+    protocol._send_data(
+        types.ResponseErrorMessage(id=msg_id, error=types.ResponseError(code=code, message=message))
+    )
+
+
+def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
+    """Dispatch one message; anything unreadable is answered with an error, never dropped silently."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        send_error(protocol, None, -32700, f"unmask: parse error, the message is not JSON in UTF-8: {error}")
+        return
+    if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
+        msg_id = raw.get("id") if isinstance(raw, dict) else None
+        send_error(protocol, msg_id, -32600, "unmask: invalid request, expected a JSON-RPC 2.0 object")
+        return
+    try:
+        message = protocol.structure_message(raw)
+    except Exception as error:
+        if "id" in raw and "method" in raw:
+            reason = error.__cause__ or error
+            send_error(protocol, raw["id"], -32602, f"unmask: invalid params for {raw['method']}: {reason}")
+        else:
+            log.warning("dropping malformed notification %s: %s", raw.get("method"), error)
+        return
+    protocol.handle_message(message)
+
+
+async def read_framed(reader, protocol: JsonRPCProtocol) -> None:
+    """The Content-Length framed loop shared by stdio and TCP; returns at end of stream."""
+    length = 0
+    while True:
+        header = await reader.readline()
+        if not header:
+            return
+        match = CONTENT_LENGTH.fullmatch(header)
+        if match:
+            length = int(match.group(1))
+        elif header.strip() == b"" and length:
+            if length > MAX_MESSAGE_BYTES:
+                send_error(protocol, None, -32600, f"unmask: message of {length} bytes is over the limit")
+                await reader.readexactly(length)
+            else:
+                handle_body(protocol, await reader.readexactly(length))
+            length = 0
+
+
+async def serve_connection(session: Session, read) -> None:
+    try:
+        await read
+    except SystemExit:  # `exit` from this client ends its connection, not the daemon
+        pass
+    except (asyncio.IncompleteReadError, ConnectionError) as error:
+        log.info("connection %d closed: %s", session.connection, error)
+    finally:
+        session.server.protocol._shutdown = True
+
+
+class NonBlockingClose:
+    """A writer whose close never raises SystemExit inside the event loop (pygls's exit does)."""
+
+    def __init__(self, write, close) -> None:
+        self._write, self._close = write, close
+
+    def write(self, data: bytes):
+        return self._write(data)
+
+    def close(self) -> None:
+        result = self._close()
+        if asyncio.iscoroutine(result):
+            asyncio.ensure_future(result)
+
+
+async def serve_tcp(shared: Shared, host: str, port: int) -> None:
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = build_server(shared)
+        session.server.protocol.set_writer(NonBlockingClose(writer.write, writer.close))
+        log.info("tcp connection %d from %s", session.connection, writer.get_extra_info("peername"))
+        await serve_connection(session, read_framed(reader, session.server.protocol))
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, host, port, limit=MAX_MESSAGE_BYTES)
+    announce("tcp", server.sockets[0].getsockname())
+    async with server:
+        await server.serve_forever()
+
+
+async def serve_ws(shared: Shared, host: str, port: int) -> None:
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    async def on_connect(websocket) -> None:
+        session = build_server(shared)
+        protocol = session.server.protocol
+        protocol.set_writer(NonBlockingClose(websocket.send, websocket.close), include_headers=False)
+
+        async def read() -> None:
+            while True:
+                try:
+                    data = await websocket.recv(decode=False)
+                except ConnectionClosed:
+                    return
+                handle_body(protocol, data)
+
+        await serve_connection(session, read())
+
+    async with serve(on_connect, host, port, max_size=MAX_MESSAGE_BYTES) as server:
+        announce("ws", next(iter(server.sockets)).getsockname())
+        await server.serve_forever()
+
+
+def serve_stdio(shared: Shared) -> None:
+    session = build_server(shared)
+    protocol = session.server.protocol
+    protocol.set_writer(StdoutWriter(sys.stdout.buffer))
+    reader = StdinAsyncReader(sys.stdin.buffer, session.server.thread_pool)
+    try:
+        asyncio.run(read_framed(reader, protocol))
+    except (SystemExit, KeyboardInterrupt, BrokenPipeError):
+        pass
+
+
+def announce(kind: str, address) -> None:
+    # Tests and scripts read this line to learn the port when they asked for port 0.
+    print(f"unmask: serving {kind} on {address[0]}:{address[1]}", file=sys.stderr, flush=True)
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=args.log_file,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    shared = Shared(host=EngineHost(args.model, args.device))
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: every process that can reach it can use the model", args.host)
+    try:
+        if args.tcp is not None:
+            asyncio.run(serve_tcp(shared, args.host, args.tcp))
+        elif args.ws is not None:
+            asyncio.run(serve_ws(shared, args.host, args.ws))
+        else:
+            serve_stdio(shared)
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,128 @@
+"""The model written here against transformers' Qwen2, and the folder round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+
+from diffusion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from diffusion.config import ModelConfig
+from diffusion.model import DiffusionTransformer
+from diffusion.tokenizer import SpecialIds, TextCodec
+
+transformers = pytest.importorskip("transformers")
+
+TINY = dict(
+    vocab_size=128,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-6,
+    rope_theta=10000.0,
+)
+
+
+def reference_qwen2(config: ModelConfig, ours: DiffusionTransformer):
+    """transformers' Qwen2 with our random weights, its causal mask switched off."""
+    hf_config = transformers.Qwen2Config(
+        **TINY, tie_word_embeddings=config.tie_word_embeddings, attn_implementation="sdpa"
+    )
+    reference = transformers.Qwen2ForCausalLM(hf_config).eval()
+    missing, unexpected = reference.load_state_dict(ours.state_dict(), strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    for layer in reference.model.layers:
+        layer.self_attn.is_causal = False
+    return reference
+
+
+def reference_logits(reference, ids: torch.Tensor) -> torch.Tensor:
+    # A mapping with no mask per layer type makes SDPA attend to every position.
+    out = reference(input_ids=ids, attention_mask={"full_attention": None})
+    return out.logits
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_forward_matches_transformers_qwen2_without_causal_mask(tied):
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY, tie_word_embeddings=tied)
+    ours = DiffusionTransformer(config).eval()
+    # Non-zero biases, so that the q/k/v bias path is compared too.
+    with torch.no_grad():
+        for layer in ours.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.normal_(0, 0.1)
+    reference = reference_qwen2(config, ours)
+    ids = torch.randint(0, TINY["vocab_size"], (2, 37))
+    with torch.no_grad():
+        expected = reference_logits(reference, ids)
+        got = ours(ids)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+
+
+def test_attention_is_bidirectional():
+    torch.manual_seed(0)
+    model = DiffusionTransformer(ModelConfig(**TINY)).eval()
+    ids = torch.randint(0, TINY["vocab_size"], (1, 16))
+    changed = ids.clone()
+    changed[0, -1] = (ids[0, -1] + 1) % TINY["vocab_size"]
+    with torch.no_grad():
+        # A later token changes the output at the first position: no causal mask.
+        assert not torch.allclose(model(ids)[0, 0], model(changed)[0, 0])
+
+
+def test_logits_at_selects_and_shifts():
+    torch.manual_seed(0)
+    ids = torch.randint(0, TINY["vocab_size"], (2, 12))
+    select = torch.zeros_like(ids, dtype=torch.bool)
+    select[0, 3] = select[1, 7] = True
+    for shift in (False, True):
+        model = DiffusionTransformer(ModelConfig(**TINY, shift_logits=shift)).eval()
+        with torch.no_grad():
+            full = model(ids)
+            picked = model.logits_at(ids, select)
+        assert torch.allclose(picked, full[select], atol=1e-5)
+        if shift:  # the token at i is read from output i-1
+            hidden = model.hidden_states(ids)
+            assert torch.allclose(picked[0], model.lm_head(hidden[0, 2]), atol=1e-5)
+
+
+def write_codec(tmp_path, config: ModelConfig) -> TextCodec:
+    vocab = {f"t{i}": i for i in range(config.vocab_size)}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    return TextCodec(tokenizer, SpecialIds(mask=1, bos=2, eos=3, pad=4, null=5))
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY, mask_token_id=1, bos_token_id=2, eos_token_id=3, pad_token_id=4, null_token_id=5)
+    model = DiffusionTransformer(config).eval()
+    codec = write_codec(tmp_path, config)
+    save_checkpoint(tmp_path / "m", config, model, codec)
+    loaded = load_checkpoint(tmp_path / "m")
+    assert loaded.config == config
+    assert loaded.codec.specials == codec.specials
+    ids = torch.randint(0, TINY["vocab_size"], (1, 20))
+    with torch.no_grad():
+        assert torch.equal(model(ids), loaded.model(ids))
+
+
+def test_wrong_folders_name_the_problem(tmp_path):
+    config = ModelConfig(**TINY, mask_token_id=1)
+    codec = write_codec(tmp_path, config)
+    save_checkpoint(tmp_path / "m", config, DiffusionTransformer(config), codec)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(tmp_path / "empty")
+    raw = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**raw, "hidden_size": 32, "intermediate_size": 96}))
+    with pytest.raises(CheckpointError, match="shape"):
+        load_checkpoint(tmp_path / "m")
