@@ -69,15 +69,22 @@ def run_rows(engine: Engine, blocks: list[int], repeats: int) -> list[BenchRow]:
     rows = []
     for block in blocks:
         measured = {}
-        for mode, schedule in (("threshold", engine.settings.default_schedule()), ("one_per_step", one_per_step())):
+        for mode, schedule in (
+            ("threshold", engine.settings.default_schedule()),
+            ("one_per_step", one_per_step()),
+        ):
             forwards, first, final = measure(engine, prefix, suffix, block, schedule, repeats)
-            measured[mode] = BenchRow(mode, block, context, forwards, round(first, 4), round(final, 4), round(block / final, 1))
+            measured[mode] = BenchRow(
+                mode, block, context, forwards, round(first, 4), round(final, 4), round(block / final, 1)
+            )
         base = measured["one_per_step"]
         threshold = measured["threshold"]
         measured["threshold"] = BenchRow(
-            **{**asdict(threshold),
-               "forwards_vs_one_per_step": round(threshold.forwards / base.forwards, 3),
-               "speedup_vs_one_per_step": round(base.seconds_to_final / threshold.seconds_to_final, 2)}
+            **{
+                **asdict(threshold),
+                "forwards_vs_one_per_step": round(threshold.forwards / base.forwards, 3),
+                "speedup_vs_one_per_step": round(base.seconds_to_final / threshold.seconds_to_final, 2),
+            }
         )
         rows += [measured["threshold"], base]
     return rows
@@ -94,13 +101,30 @@ def run_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"unmask bench on {engine.device} ({engine.checkpoint.model.num_parameters():,} parameters)")
-    for column in ("mode", "block", "forwards", "first preview s", "final s", "tokens/s", "forwards ratio", "speed-up"):
+    table = Table(
+        title=f"unmask bench on {engine.device} ({engine.checkpoint.model.num_parameters():,} parameters)"
+    )
+    for column in (
+        "mode",
+        "block",
+        "forwards",
+        "first preview s",
+        "final s",
+        "tokens/s",
+        "forwards ratio",
+        "speed-up",
+    ):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(r.mode, str(r.block_tokens), str(r.forwards), f"{r.seconds_to_first_preview:.3f}",
-                      f"{r.seconds_to_final:.3f}", f"{r.tokens_per_second:.0f}",
-                      "" if r.forwards_vs_one_per_step is None else f"{r.forwards_vs_one_per_step:.2f}",
-                      "" if r.speedup_vs_one_per_step is None else f"{r.speedup_vs_one_per_step:.1f}x")
+        table.add_row(
+            r.mode,
+            str(r.block_tokens),
+            str(r.forwards),
+            f"{r.seconds_to_first_preview:.3f}",
+            f"{r.seconds_to_final:.3f}",
+            f"{r.tokens_per_second:.0f}",
+            "" if r.forwards_vs_one_per_step is None else f"{r.forwards_vs_one_per_step:.2f}",
+            "" if r.speedup_vs_one_per_step is None else f"{r.speedup_vs_one_per_step:.1f}x",
+        )
     Console().print(table)
     return 0

@@ -1,9 +1,10 @@
 """Reading and writing Hugging Face-format model folders.
 
 A folder holds `config.json`, one or more `*.safetensors` files (sharded
-ones through `model.safetensors.index.json`) and `tokenizer.json`. Every
-problem with a folder becomes a `CheckpointError` that names the file or
-tensor at fault.
+ones through `model.safetensors.index.json`) and `tokenizer.json`. The
+folder's family (see `families.py`) decides how its config and tensor names
+map onto our transformer. Every problem with a folder becomes a
+`CheckpointError` that names the file or tensor at fault.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from diffusion.config import ModelConfig
+from diffusion.families import FAMILIES, Family, UnknownArchitecture, family_name
+from diffusion.memory import InsufficientMemory, check_fits
 from diffusion.model import DiffusionTransformer
 from diffusion.tokenizer import SpecialIds, TextCodec
 
@@ -32,28 +37,52 @@ class Checkpoint:
     model: DiffusionTransformer
     codec: TextCodec
     path: Path
+    family: str
 
 
-def read_config(folder: Path) -> ModelConfig:
-    path = folder / "config.json"
-    if not folder.is_dir():
-        raise CheckpointError(f"model folder {folder} does not exist")
-    if not path.is_file():
-        raise CheckpointError(f"{folder} has no config.json")
+def read_json(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} should hold a JSON object")
+    return raw
+
+
+def read_raw_config(folder: Path) -> dict[str, Any]:
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder {folder} does not exist")
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no config.json")
+    return read_json(path)
+
+
+def read_family(raw: dict[str, Any], folder: Path) -> Family:
     try:
-        return ModelConfig.from_hf_dict(raw)
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: {error}") from error
+        name = family_name(raw)
+    except UnknownArchitecture as error:
+        raise CheckpointError(f"{folder / 'config.json'}: {error}") from None
+    if name not in FAMILIES:
+        raise CheckpointError(f"{folder}: the {name} family loads through its own adapter")
+    return FAMILIES[name]
+
+
+def read_config(folder: Path) -> ModelConfig:
+    raw = read_raw_config(folder)
+    try:
+        return read_family(raw, folder).config(raw)
+    except (ValueError, TypeError, KeyError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{folder / 'config.json'}: {error}") from error
 
 
 def weight_files(folder: Path) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        weight_map = read_json(index).get("weight_map", {})
         files = sorted({folder / name for name in weight_map.values()})
         absent = [f.name for f in files if not f.is_file()]
         if absent:
@@ -65,67 +94,109 @@ def weight_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    folder: Path, rename=lambda name: name, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
+    """Tensors under our names, moved one at a time to `device` in `dtype` (no full copy on the host)."""
     state: dict[str, torch.Tensor] = {}
     for path in weight_files(folder):
-        state.update(load_file(str(path)))
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                    tensor = handle.get_tensor(name)
+                    if dtype is not None and tensor.is_floating_point():
+                        tensor = tensor.to(dtype)
+                    state[rename(name)] = tensor.to(device)
+        except (OSError, RuntimeError, SafetensorError) as error:
+            if isinstance(error, torch.cuda.OutOfMemoryError):
+                raise
+            raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
     return state
 
 
-def read_special_ids(config: ModelConfig, codec_path: Path) -> SpecialIds:
-    if config.mask_token_id is None:
-        raise CheckpointError("config.json names no mask_token_id; a diffusion model needs one")
+def tokenizer_special(folder: Path, key: str) -> str | None:
+    """A special token's string from tokenizer_config.json or special_tokens_map.json."""
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / name
+        if path.is_file():
+            value = read_json(path).get(key)
+            if isinstance(value, dict):
+                value = value.get("content")
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def read_special_ids(config: ModelConfig, codec: TextCodec, folder: Path) -> SpecialIds:
+    """Ids from config.json first, then the tokenizer files; never from constants."""
+
+    def lookup(config_id: int | None, key: str, *fallback_tokens: str) -> int | None:
+        if config_id is not None:
+            return int(config_id)
+        for token in (tokenizer_special(folder, key), *fallback_tokens):
+            if token is not None and (found := codec.token_id(token)) is not None:
+                return found
+        return None
+
+    mask = lookup(config.mask_token_id, "mask_token", "<|mask|>", "[MASK]", "<mask>")
+    if mask is None:
+        raise CheckpointError(f"{folder}: neither config.json nor the tokenizer names a mask token")
     return SpecialIds(
-        mask=config.mask_token_id,
-        bos=config.bos_token_id,
-        eos=config.eos_token_id,
-        pad=config.pad_token_id,
+        mask=mask,
+        bos=lookup(config.bos_token_id, "bos_token"),
+        eos=lookup(config.eos_token_id, "eos_token"),
+        pad=lookup(config.pad_token_id, "pad_token"),
         null=config.null_token_id,
+        expand=codec.token_id("<|expand|>"),  # DreamOn's length-control token, when the tokenizer has it
     )
 
 
-def load_weights(model: DiffusionTransformer, state: dict[str, torch.Tensor]) -> None:
-    """Copy `state` into `model`, naming any missing, unexpected or misshapen tensor."""
-    expected = model.state_dict()
+def check_tensors(model: DiffusionTransformer, state: dict[str, torch.Tensor]) -> None:
+    """Name any missing, unexpected or misshapen tensor."""
+    expected = {name: p.shape for name, p in model.state_dict(keep_vars=True).items()}
     tied = model.config.tie_word_embeddings
     missing = [k for k in expected if k not in state and not (tied and k == "lm_head.weight")]
     if missing:
-        raise CheckpointError(f"checkpoint lacks tensors: {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+        more = " ..." if len(missing) > 5 else ""
+        raise CheckpointError(f"checkpoint lacks tensors: {', '.join(missing[:5])}{more}")
     for name, tensor in state.items():
-        if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
+        if name in expected and tuple(tensor.shape) != tuple(expected[name]):
             raise CheckpointError(
-                f"tensor {name} has shape {tuple(tensor.shape)}, the config implies "
-                f"{tuple(expected[name].shape)}"
+                f"tensor {name} has shape {tuple(tensor.shape)}, the config implies {tuple(expected[name])}"
             )
     unknown = [k for k in state if k not in expected]
     if unknown:
         raise CheckpointError(f"checkpoint has tensors this architecture does not use: {', '.join(unknown[:5])}")
-    model.load_state_dict(state, strict=False)
 
 
 def load_checkpoint(
     folder: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
 ) -> Checkpoint:
     folder = Path(folder)
+    raw = read_raw_config(folder)
+    family = read_family(raw, folder)
     config = read_config(folder)
     tokenizer_path = folder / "tokenizer.json"
     if not tokenizer_path.is_file():
         raise CheckpointError(f"{folder} has no tokenizer.json")
-    specials = read_special_ids(config, tokenizer_path)
-    codec = TextCodec.from_file(tokenizer_path, specials)
+    codec = TextCodec.from_file(tokenizer_path, SpecialIds(mask=-1, bos=None, eos=None, pad=None, null=None))
+    codec = TextCodec.from_file(tokenizer_path, read_special_ids(config, codec, folder))
     if codec.vocab_size > config.vocab_size:
-        raise CheckpointError(
-            f"tokenizer has {codec.vocab_size} tokens but the model only {config.vocab_size}"
-        )
+        raise CheckpointError(f"tokenizer has {codec.vocab_size} tokens but the model only {config.vocab_size}")
+    device = torch.device(device)
     with torch.device("meta"):
         model = DiffusionTransformer(config)
-    model = model.to_empty(device="cpu")
-    load_weights(model, read_state_dict(folder))
+    try:
+        check_fits(model.num_parameters(), dtype, device)
+    except InsufficientMemory as error:
+        raise CheckpointError(str(error)) from None
+    state = read_state_dict(folder, family.rename, device, dtype)
+    check_tensors(model, state)
+    model.load_state_dict(state, strict=False, assign=True)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
-    model = model.to(device=device, dtype=dtype).eval()
-    model.requires_grad_(False)
-    return Checkpoint(config=config, model=model, codec=codec, path=folder)
+    model.eval().requires_grad_(False)
+    return Checkpoint(config=config, model=model, codec=codec, path=folder, family=family.name)
 
 
 def save_checkpoint(

@@ -91,5 +91,10 @@ def _commit_rows(
         masked[row, cols[chosen]] = False
         score[row] += token_logp[chosen].sum()
     return DenoiseState(
-        ids=ids, masked=masked, score=score, step=state.step + 1, steps=state.steps, forwards=state.forwards + 1
+        ids=ids,
+        masked=masked,
+        score=score,
+        step=state.step + 1,
+        steps=state.steps,
+        forwards=state.forwards + 1,
     )

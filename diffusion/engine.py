@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from diffusion.canvas import Canvas, build_canvas, build_remask_canvas, prefix_window, suffix_window
-from diffusion.checkpoint import BUILTIN_MODEL_DIR, Checkpoint, load_checkpoint
+from diffusion.checkpoint import Checkpoint, load_checkpoint
 from diffusion.confidence import CONFIDENCES, log_probability
 from diffusion.denoise import DenoiseState, denoise
 from diffusion.device import pick_device
+from diffusion.hub import resolve_model
 from diffusion.schedule import Schedule, Threshold
 
 
@@ -89,12 +90,14 @@ class Engine:
         specials = checkpoint.codec.specials
         # Ids that must never be committed inside a span.
         self.banned_ids = tuple(
-            i for i in (specials.mask, specials.bos, specials.eos, specials.pad) if i is not None and i != specials.null
+            i
+            for i in (specials.mask, specials.bos, specials.eos, specials.pad)
+            if i is not None and i != specials.null
         )
 
     @classmethod
     def load(cls, model: str | Path | None = None, device: str | None = None) -> Engine:
-        folder = Path(model) if model else BUILTIN_MODEL_DIR
+        folder = resolve_model(model)
         torch_device, dtype = pick_device(device)
         checkpoint = load_checkpoint(folder, torch_device, dtype)
         return cls(checkpoint, torch_device, settings_for(checkpoint))
@@ -134,19 +137,26 @@ class Engine:
     def score_block(self, prefix: str, block: str, suffix: str, stride: int = 4) -> list[float]:
         """log p(original token) for every token of `block`, each read with it (and every
         `stride`-th neighbour) masked: masked re-prediction, `stride` rows in one forward pass."""
-        canvas = self._block_canvas(prefix, block, suffix, [[i % stride == r for i in range(self.count_tokens(block))] for r in range(stride)])
+        canvas = self._block_canvas(
+            prefix,
+            block,
+            suffix,
+            [[i % stride == r for i in range(self.count_tokens(block))] for r in range(stride)],
+        )
         block_ids = canvas.ids.new_tensor(self.block_tokens(block))
         original = canvas.ids.clone()
         original[:, canvas.span_start : canvas.span_start + len(block_ids)] = block_ids
         logits = self.predict(canvas.ids, canvas.masked, canvas.attention)  # (N, V), row-major
         scores = log_probability(logits, original[canvas.masked])
-        rows, cols = canvas.masked.nonzero(as_tuple=True)
+        _, cols = canvas.masked.nonzero(as_tuple=True)
         per_token = [0.0] * len(block_ids)
         for score, col in zip(scores.tolist(), cols.tolist(), strict=True):
             per_token[col - canvas.span_start] = score
         return per_token
 
-    def repair(self, prefix: str, block: str, suffix: str, remask: list[bool], schedule: Schedule | None = None) -> Iterator[InfillSnapshot]:
+    def repair(
+        self, prefix: str, block: str, suffix: str, remask: list[bool], schedule: Schedule | None = None
+    ) -> Iterator[InfillSnapshot]:
         """Re-denoise only the `remask` positions of `block`'s tokens, keeping the rest."""
         yield from self._run(self._block_canvas(prefix, block, suffix, [remask]), schedule)
 
@@ -187,7 +197,11 @@ class Engine:
             score = float(state.score[row]) / committed if committed else -math.inf
             candidates.append(Candidate(k, self.segments(span_ids, span_masked), score))
         return InfillSnapshot(
-            step=state.step, steps=state.steps, forwards=state.forwards, final=state.done, candidates=tuple(candidates)
+            step=state.step,
+            steps=state.steps,
+            forwards=state.forwards,
+            final=state.done,
+            candidates=tuple(candidates),
         )
 
     def segments(self, span_ids: list[int], span_masked: list[bool]) -> tuple[Segment, ...]:

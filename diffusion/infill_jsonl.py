@@ -21,9 +21,7 @@ from diffusion.engine import Engine
 def complete(engine: Engine, task: dict[str, Any], default_tokens: int) -> dict[str, Any]:
     began = time.perf_counter()
     tokens = int(task.get("max_tokens") or default_tokens)
-    last = None
-    for last in engine.infill(task["prefix"], task["suffix"], [tokens]):
-        pass
+    *_, last = engine.infill(task["prefix"], task["suffix"], [tokens])
     assert last is not None and last.final
     return {
         "task_id": task["task_id"],

@@ -151,8 +151,7 @@ class DiffusionTransformer(nn.Module):
         """
         length = input_ids.shape[1]
         assert length <= self.config.max_position_embeddings, (
-            f"canvas of {length} tokens exceeds max_position_embeddings "
-            f"{self.config.max_position_embeddings}"
+            f"canvas of {length} tokens exceeds max_position_embeddings {self.config.max_position_embeddings}"
         )
         x = self.model.embed_tokens(input_ids)
         cos, sin = rotary_tables(self.config.head_size, length, self.config.rope_theta, x.device)
@@ -164,9 +163,7 @@ class DiffusionTransformer(nn.Module):
             x = layer(x, cos, sin, attn_mask)
         return self.model.norm(x)
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits for every position (B, T, V), already aligned: row i predicts token i."""
         hidden = self.hidden_states(input_ids, attention_mask)
         logits = self.lm_head(hidden)

@@ -24,6 +24,7 @@ class SpecialIds:
     eos: int | None
     pad: int | None
     null: int | None  # the "no token here" filler of unused span positions
+    expand: int | None = None  # DreamOn: a predicted expand turns one mask into two
 
     def stripped(self) -> frozenset[int]:
         """Ids that never appear in text handed back to a user."""

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from diffusion.engine import Candidate, Engine, InfillSnapshot
-from lsp_server.protocol import REWRITE_COMMAND, SUGGEST_COMMAND, BlockEditRequest, ParamsError, lsp_range, preview_params
+from lsp_server.protocol import (
+    REWRITE_COMMAND,
+    SUGGEST_COMMAND,
+    BlockEditRequest,
+    ParamsError,
+    lsp_range,
+    preview_params,
+)
 from lsp_server.regions import pick_rewrite, rank_candidates
 from lsp_server.scheduler import JobEnd, JobStopped, Outcome, run_job
 
@@ -96,7 +103,10 @@ def code_actions(uri: str, range_: types.Range) -> list[types.CodeAction]:
             kind=types.CodeActionKind.RefactorRewrite,
             command=types.Command(title=title, command=command, arguments=[argument]),
         )
-        for title, command in (("unmask: rewrite block", REWRITE_COMMAND), ("unmask: suggest edits", SUGGEST_COMMAND))
+        for title, command in (
+            ("unmask: rewrite block", REWRITE_COMMAND),
+            ("unmask: suggest edits", SUGGEST_COMMAND),
+        )
     ]
 
 
@@ -125,7 +135,9 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     tokens = engine.count_tokens(block)
     limit = engine.settings.max_span
     if tokens > limit:
-        raise ParamsError(f"the block is {tokens} tokens; this model edits at most {limit} (select a smaller range)")
+        raise ParamsError(
+            f"the block is {tokens} tokens; this model edits at most {limit} (select a smaller range)"
+        )
     count = request.alternatives or settings.alternatives
     if request.mode == "rewrite":
         lengths = rewrite_lengths(max(1, tokens), limit, count)
@@ -143,8 +155,14 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     def preview(snapshot, candidate, cancelled=False):
         session.preview(
             preview_params(
-                request_id=request_id, uri=request.uri, version=document.version, range_=range_,
-                mode=request.mode, snapshot=snapshot, candidate=candidate, glyph=settings.mask_glyph,
+                request_id=request_id,
+                uri=request.uri,
+                version=document.version,
+                range_=range_,
+                mode=request.mode,
+                snapshot=snapshot,
+                candidate=candidate,
+                glyph=settings.mask_glyph,
                 cancelled=cancelled,
             )
         )

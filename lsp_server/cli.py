@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a small model with the project's recipe")
     train.add_argument("roots", nargs="*", type=Path, help="source trees (default: the standard library)")
     train.add_argument("--run-dir", type=Path, default=Path("runs/builtin"), help="checkpoints and logs")
-    train.add_argument("--output", type=Path, default=Path("runs/builtin/model"), help="model folder to write")
+    train.add_argument(
+        "--output", type=Path, default=Path("runs/builtin/model"), help="model folder to write"
+    )
     train.add_argument("--minutes", type=float, default=60.0, help="time budget")
     train.add_argument("--steps", type=int, default=20_000, help="step budget")
     train.add_argument("--batch-size", type=int, default=24)

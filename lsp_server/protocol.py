@@ -86,7 +86,7 @@ def _field(params: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in params:
         raise ParamsError(f"{where} lacks '{key}'")
     value = params[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ParamsError(f"{where}.{key} should be {kind.__name__}, got {value!r}")
     return value
 
@@ -107,7 +107,10 @@ def parse_block_edit(params: Any) -> BlockEditRequest:
         raise ParamsError(f"params.mode should be one of {', '.join(MODES)}, got {mode!r}")
     if "range" in params:
         rng = _field(params, "range", Mapping, "params")
-        start, end = _point(rng.get("start"), "params.range.start"), _point(rng.get("end"), "params.range.end")
+        start, end = (
+            _point(rng.get("start"), "params.range.start"),
+            _point(rng.get("end"), "params.range.end"),
+        )
     else:
         start, end = _point(params.get("position"), "params.position"), None
     alternatives = params.get("alternatives")

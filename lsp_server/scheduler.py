@@ -10,6 +10,7 @@ event loop as items on an asyncio queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import threading
@@ -146,10 +147,9 @@ async def run_job(
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
     def deliver(item: Any) -> None:
-        try:
+        # RuntimeError: the loop closed (connection gone); nobody is listening.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop closed (connection gone); nobody is listening
-            pass
 
     job = Job(owner, version, work, is_current, deliver)
     scheduler.submit(job)

@@ -21,6 +21,7 @@ from pygls.lsp.server import LanguageServer
 from lsp_server import block_edit, infill_request
 from lsp_server.documents import DocumentError, current_version, snapshot_of
 from lsp_server.engine_host import EngineHost, ModelUnavailable
+from lsp_server.positions import PositionError
 from lsp_server.protocol import (
     BLOCK_EDIT,
     DID_ACCEPT,
@@ -33,7 +34,6 @@ from lsp_server.protocol import (
     Settings,
     parse_block_edit,
 )
-from lsp_server.positions import PositionError
 from lsp_server.scheduler import JobStopped, Outcome, Scheduler
 
 log = logging.getLogger(__name__)
@@ -130,12 +130,16 @@ def build_server(shared: Shared) -> Session:
     def initialize(params: types.InitializeParams) -> None:
         session.settings, problems = Settings.from_options(to_plain(params.initialization_options))
         for problem in problems:
-            server.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"unmask: {problem}"))
+            server.window_show_message(
+                types.ShowMessageParams(types.MessageType.Warning, f"unmask: {problem}")
+            )
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams):
         return await guarded(
-            infill_request.run(session, params.text_document.uri, params.position.line, params.position.character)
+            infill_request.run(
+                session, params.text_document.uri, params.position.line, params.position.character
+            )
         )
 
     @server.feature(BLOCK_EDIT)
@@ -201,7 +205,9 @@ async def run_command(session: Session, mode: str, arguments: list[Any]):
         edit = types.WorkspaceEdit(
             document_changes=[
                 types.TextDocumentEdit(
-                    text_document=types.OptionalVersionedTextDocumentIdentifier(uri=request.uri, version=best["version"]),
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(
+                        uri=request.uri, version=best["version"]
+                    ),
                     edits=[
                         types.TextEdit(
                             range=session.server.protocol._converter.structure(best["range"], types.Range),
@@ -211,5 +217,7 @@ async def run_command(session: Session, mode: str, arguments: list[Any]):
                 )
             ]
         )
-        asyncio.ensure_future(session.server.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit)))
+        asyncio.ensure_future(
+            session.server.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit))
+        )
     return result

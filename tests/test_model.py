@@ -101,7 +101,9 @@ def write_codec(tmp_path, config: ModelConfig) -> TextCodec:
 
 def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    config = ModelConfig(**TINY, mask_token_id=1, bos_token_id=2, eos_token_id=3, pad_token_id=4, null_token_id=5)
+    config = ModelConfig(
+        **TINY, mask_token_id=1, bos_token_id=2, eos_token_id=3, pad_token_id=4, null_token_id=5
+    )
     model = DiffusionTransformer(config).eval()
     codec = write_codec(tmp_path, config)
     save_checkpoint(tmp_path / "m", config, model, codec)
@@ -120,9 +122,11 @@ def test_wrong_folders_name_the_problem(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "absent")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         load_checkpoint(tmp_path / "empty")
     raw = json.loads((tmp_path / "m" / "config.json").read_text())
-    (tmp_path / "m" / "config.json").write_text(json.dumps({**raw, "hidden_size": 32, "intermediate_size": 96}))
+    (tmp_path / "m" / "config.json").write_text(
+        json.dumps({**raw, "hidden_size": 32, "intermediate_size": 96})
+    )
     with pytest.raises(CheckpointError, match="shape"):
         load_checkpoint(tmp_path / "m")

@@ -25,7 +25,7 @@ from diffusion.model import DiffusionTransformer
 from diffusion.tokenizer import BUILTIN_SPECIALS, SpecialIds, TextCodec
 from diffusion.train.bpe import train_bpe
 from diffusion.train.card import write_model_card
-from diffusion.train.corpus import Corpus, collect_corpus, read_texts
+from diffusion.train.corpus import collect_corpus, read_texts
 from diffusion.train.examples import CanvasLimits, build_example
 from diffusion.train.objective import collate, masked_loss
 
@@ -56,6 +56,7 @@ class TrainSettings:
     eval_every: int = 250
     seed: int = 0
     save_dtype: str = "float16"
+    whole_canvas_fraction: float = 0.5
 
 
 def learning_rate(step: int, seconds: float, settings: TrainSettings) -> float:
@@ -121,7 +122,7 @@ def _to(batch, device):
 def train(settings: TrainSettings) -> Path:
     """Train, resuming from `run_dir` when it holds a checkpoint; returns the model folder."""
     started = time.time()
-    device, dtype = pick_device()
+    device, _ = pick_device()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     corpus = collect_corpus(settings.roots)
     train_texts, held_texts = read_texts(corpus.train), read_texts(corpus.held_out)
@@ -135,11 +136,17 @@ def train(settings: TrainSettings) -> Path:
         tokenizer.save(str(tokenizer_path))
     specials = special_ids(tokenizer)
     codec = TextCodec(tokenizer, specials)
-    config = model_config(settings.shape.__class__(**{**asdict(settings.shape), "vocab_size": codec.vocab_size}), specials, settings.limits)
+    config = model_config(
+        settings.shape.__class__(**{**asdict(settings.shape), "vocab_size": codec.vocab_size}),
+        specials,
+        settings.limits,
+    )
 
     torch.manual_seed(settings.seed)
     model = DiffusionTransformer(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, betas=(0.9, 0.95), weight_decay=0.1
+    )
     state_path = settings.run_dir / "state.pt"
     log_path = settings.run_dir / "log.jsonl"
     step, tokens_seen, seconds_before = 0, 0, 0.0
@@ -156,8 +163,13 @@ def train(settings: TrainSettings) -> Path:
 
     def save_state() -> None:
         torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "tokens_seen": tokens_seen, "seconds": seconds_before + time.time() - started},
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "tokens_seen": tokens_seen,
+                "seconds": seconds_before + time.time() - started,
+            },
             state_path,
         )
 
@@ -165,13 +177,22 @@ def train(settings: TrainSettings) -> Path:
     deadline = started + settings.max_minutes * 60 - seconds_before
     held_loss = float("nan")
     with Progress(
-        TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("[bold]train"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
         TextColumn("loss {task.fields[loss]:.3f} held-out {task.fields[held]:.3f}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     ) as progress:
-        task = progress.add_task("train", total=settings.max_steps, completed=step, loss=float("nan"), held=held_loss)
+        task = progress.add_task(
+            "train", total=settings.max_steps, completed=step, loss=float("nan"), held=held_loss
+        )
         while step < settings.max_steps and time.time() < deadline:
-            batch = _to(collate([next(stream) for _ in range(settings.batch_size)], specials.pad, specials.mask, generator), device)
+            examples = [next(stream) for _ in range(settings.batch_size)]
+            batch = _to(
+                collate(examples, specials.pad, specials.mask, generator, settings.whole_canvas_fraction),
+                device,
+            )
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, seconds_before + time.time() - started, settings)
             with autocast:

@@ -1,0 +1,173 @@
+"""Start the real server over a transport and drive it with pygls's real client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+TRANSPORTS = ("stdio", "tcp", "ws")
+ANNOUNCE = re.compile(r"serving (tcp|ws) on ([\d.]+):(\d+)")
+
+
+def server_command(*extra: str) -> list[str]:
+    command = [sys.executable, "-m", "lsp_server.cli", "serve", *extra]
+    if model := os.environ.get("UNMASK_TEST_MODEL"):  # a development override; CI uses the built-in model
+        command += ["--model", model]
+    return command
+
+
+@dataclass
+class Daemon:
+    process: asyncio.subprocess.Process
+    host: str
+    port: int
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 10)
+            if self.process.returncode is None:
+                self.process.kill()
+                await self.process.wait()
+
+
+async def start_daemon(kind: str, *extra: str) -> Daemon:
+    process = await asyncio.create_subprocess_exec(
+        *server_command(f"--{kind}", "0", *extra), stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), 60)).decode()
+        if not line:
+            raise RuntimeError(f"server exited before listening (code {await process.wait()})")
+        if match := ANNOUNCE.search(line):
+            daemon = Daemon(process, match.group(2), int(match.group(3)))
+            asyncio.ensure_future(_drain(process.stderr))
+            return daemon
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
+
+
+@dataclass
+class Client:
+    """A pygls client that records `unmask/preview` notifications as they arrive."""
+
+    lsp: LanguageClient
+    previews: list[dict[str, Any]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for_preview(self, predicate, timeout: float = 60) -> dict[str, Any]:
+        async def poll():
+            while True:
+                for preview in self.previews:
+                    if predicate(preview):
+                        return preview
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        return await asyncio.wait_for(poll(), timeout)
+
+    def previews_for(self, request_id: Any) -> list[dict[str, Any]]:
+        return [p for p in self.previews if p["id"] == request_id]
+
+    async def initialize(
+        self, encoding: str = "utf-16", options: dict | None = None
+    ) -> types.InitializeResult:
+        result = await self.lsp.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(
+                    general=types.GeneralClientCapabilities(position_encodings=[encoding])
+                ),
+                initialization_options=options or {},
+            )
+        )
+        self.lsp.initialized(types.InitializedParams())
+        return result
+
+    def open(self, uri: str, text: str, version: int = 1, language: str = "python") -> None:
+        self.lsp.text_document_did_open(
+            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, language, version, text))
+        )
+
+    def change(self, uri: str, version: int, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        self.lsp.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(version=version, uri=uri),
+                [
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(types.Position(*start), types.Position(*end)), text=text
+                    )
+                ],
+            )
+        )
+
+    def request(self, method: str, params: Any, msg_id: str) -> asyncio.Future:
+        return asyncio.wrap_future(self.lsp.protocol.send_request(method, params, msg_id=msg_id))
+
+    def inline_completion(self, uri: str, line: int, character: int, msg_id: str) -> asyncio.Future:
+        params = types.InlineCompletionParams(
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+            text_document=types.TextDocumentIdentifier(uri),
+            position=types.Position(line, character),
+        )
+        return self.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id)
+
+    def cancel(self, msg_id: str) -> None:
+        self.lsp.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+
+
+def to_plain(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        return {k: to_plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    return value
+
+
+@contextlib.asynccontextmanager
+async def connect(kind: str, daemon: Daemon | None = None) -> AsyncIterator[Client]:
+    """A client connected over `kind`; stdio starts its own server, tcp/ws use `daemon`."""
+    lsp = LanguageClient("unmask-tests", "1")
+    client = Client(lsp)
+
+    @lsp.feature("unmask/preview")
+    def on_preview(params):
+        client.previews.append(to_plain(params))
+        client.arrived.set()
+
+    @lsp.feature(types.WINDOW_SHOW_MESSAGE)
+    def on_message(params):
+        pass
+
+    if kind == "stdio":
+        await lsp.start_io(*server_command())
+    elif kind == "tcp":
+        assert daemon is not None
+        await lsp.start_tcp(daemon.host, daemon.port)
+    else:
+        assert daemon is not None
+        await lsp.start_ws(daemon.host, daemon.port)
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(lsp.shutdown_async(None), 10)
+            lsp.exit(None)
+        if kind == "stdio":
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(lsp.stop(), 10)
+        else:
+            lsp._stop_event.set()

@@ -1,0 +1,111 @@
+"""Bad input gets a clear error and the server keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from pygls.exceptions import JsonRpcException
+
+from tests.lsp_harness import connect, start_daemon
+from tests.test_server_e2e import RETURN_LINE, SOURCE, URI, client_over
+
+
+async def assert_still_serving(client) -> None:
+    client.open("file:///work/healthy.py", SOURCE)
+    result = await asyncio.wait_for(
+        client.inline_completion("file:///work/healthy.py", RETURN_LINE, 11, "ok"), 120
+    )
+    assert result is not None
+
+
+async def expect_error(future, match: str) -> JsonRpcException:
+    with pytest.raises(JsonRpcException) as caught:
+        await asyncio.wait_for(future, 120)
+    assert match in str(caught.value), str(caught.value)
+    return caught.value
+
+
+async def test_unknown_uri_out_of_range_huge_and_not_utf8_documents():
+    async with client_over("stdio") as client:
+        await expect_error(
+            client.inline_completion("file:///nowhere.py", 0, 0, "unknown"), "unknown document"
+        )
+        client.open(URI, SOURCE)
+        await expect_error(client.inline_completion(URI, 500, 0, "line"), "out of range")
+        big = "x = 1\n" * (5 * 1024 * 1024 // 6 + 1)
+        client.open("file:///work/big.py", big)
+        await expect_error(client.inline_completion("file:///work/big.py", 3, 0, "big"), "MB")
+        client.open("file:///work/binary.py", "abc\0def\n")
+        await expect_error(client.inline_completion("file:///work/binary.py", 0, 1, "nul"), "binary")
+        # A lone surrogate is what a client's non-UTF-8 bytes become after lossy decoding.
+        client.open("file:///work/latin1.py", "name = 'caf\udce9'\n")
+        await expect_error(client.inline_completion("file:///work/latin1.py", 0, 3, "latin"), "UTF-8")
+        params = {"textDocument": {"uri": URI}, "mode": "explode", "position": {"line": 1, "character": 0}}
+        await expect_error(client.request("unmask/blockEdit", params, "mode"), "mode")
+        await expect_error(client.request("unmask/blockEdit", {"textDocument": {}}, "nouri"), "uri")
+        await assert_still_serving(client)
+
+
+async def raw_ws_exchange(websocket, payload: bytes) -> dict:
+    await websocket.send(payload)
+    return json.loads(await asyncio.wait_for(websocket.recv(), 30))
+
+
+async def test_malformed_json_on_the_websocket_gets_a_parse_error():
+    from websockets.asyncio.client import connect as ws_connect
+
+    daemon = await start_daemon("ws")
+    try:
+        async with ws_connect(f"ws://{daemon.host}:{daemon.port}") as websocket:
+            reply = await raw_ws_exchange(websocket, b'{"jsonrpc": "2.0", "id": 1, "method": ')
+            assert reply["error"]["code"] == -32700 and reply["id"] is None
+            reply = await raw_ws_exchange(websocket, b"\xff\xfe not utf-8 at all")
+            assert reply["error"]["code"] == -32700
+            reply = await raw_ws_exchange(websocket, b"[1, 2, 3]")
+            assert reply["error"]["code"] == -32600
+            bad_params = {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "textDocument/inlineCompletion",
+                "params": {"x": 1},
+            }
+            reply = await raw_ws_exchange(websocket, json.dumps(bad_params).encode())
+            assert reply["id"] == 7 and reply["error"]["code"] == -32602
+        # The same daemon still serves a well-behaved client.
+        async with connect("ws", daemon) as client:
+            await client.initialize()
+            await assert_still_serving(client)
+    finally:
+        await daemon.stop()
+
+
+async def test_malformed_frames_over_stdio_keep_the_server_alive():
+    from tests.lsp_harness import server_command
+
+    process = await asyncio.create_subprocess_exec(
+        *server_command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+
+        async def send(body: bytes) -> dict:
+            process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            await process.stdin.drain()
+            length = 0
+            while True:
+                line = await asyncio.wait_for(process.stdout.readline(), 30)
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+                elif line == b"\r\n":
+                    return json.loads(await process.stdout.readexactly(length))
+
+        reply = await send(b"{not json")
+        assert reply["error"]["code"] == -32700
+        reply = await send(
+            b'{"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {"capabilities": {}}}'
+        )
+        assert reply["id"] == 3 and "capabilities" in reply["result"]
+    finally:
+        process.kill()
+        await process.wait()

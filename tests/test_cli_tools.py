@@ -1,0 +1,59 @@
+"""`unmask infill --jsonl` and `unmask bench --json`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+MODEL = ["--model", os.environ["UNMASK_TEST_MODEL"]] if os.environ.get("UNMASK_TEST_MODEL") else []
+
+
+def unmask(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_server.cli", *args, *MODEL],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_infill_jsonl_answers_every_line_in_order():
+    tasks = [
+        {"task_id": "a", "prefix": "def add(x, y):\n    return ", "suffix": "\n"},
+        "not json",
+        {"task_id": "b", "prefix": "import os\n", "suffix": "\nprint(path)\n", "max_tokens": 8},
+        {"prefix": "x"},
+    ]
+    stdin = "\n".join(t if isinstance(t, str) else json.dumps(t) for t in tasks) + "\n"
+    run = unmask("infill", "--jsonl", stdin=stdin)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r.get("task_id") for r in rows] == ["a", None, "b", None]
+    assert "line 2" in rows[1]["error"] and "missing task_id, suffix" in rows[3]["error"]
+    for row in (rows[0], rows[2]):
+        assert set(row) == {"task_id", "completion", "steps", "seconds"}
+        assert isinstance(row["completion"], str) and "<|" not in row["completion"]
+        assert row["steps"] >= 1 and row["seconds"] > 0
+    assert rows[2]["steps"] <= 8
+
+
+def test_bench_json_compares_threshold_with_one_token_per_step():
+    run = unmask("bench", "--json", "--blocks", "16,32", "--repeats", "1")
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert {(r["mode"], r["block_tokens"]) for r in rows} == {
+        (m, b) for m in ("threshold", "one_per_step") for b in (16, 32)
+    }
+    for row in rows:
+        assert {"mode", "block_tokens", "forwards", "seconds_to_final", "tokens_per_second"} <= set(row)
+        assert row["seconds_to_first_preview"] <= row["seconds_to_final"]
+    for block in (16, 32):
+        typewriter = next(r for r in rows if r["mode"] == "one_per_step" and r["block_tokens"] == block)
+        threshold = next(r for r in rows if r["mode"] == "threshold" and r["block_tokens"] == block)
+        assert typewriter["forwards"] == block  # one forward per committed token
+        assert threshold["forwards"] <= typewriter["forwards"]
+        assert threshold["forwards_vs_one_per_step"] == round(threshold["forwards"] / block, 3)

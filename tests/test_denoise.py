@@ -1,0 +1,80 @@
+"""Denoiser invariants, on the real built-in model denoising real tokens."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from diffusion.canvas import build_canvas, prefix_window, suffix_window
+from diffusion.confidence import CONFIDENCES
+from diffusion.denoise import denoise
+from diffusion.schedule import FixedCount, Threshold, one_per_step
+
+PREFIX = "def mean(values):\n    total = 0\n    for value in values:\n        total += value\n    return "
+SUFFIX = "\n\n\nprint(mean([1, 2, 3]))\n"
+
+
+def states_for(engine, schedule, lengths=(24,), confidence="top1"):
+    codec = engine.codec
+    canvas = build_canvas(
+        prefix_window(codec, PREFIX, 192), suffix_window(codec, SUFFIX, 64), list(lengths), codec.specials
+    )
+    return canvas, list(denoise(engine.predict, canvas, schedule, CONFIDENCES[confidence], engine.banned_ids))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [Threshold(tau=0.9, max_steps=16), Threshold(tau=0.5, max_steps=4), FixedCount(3), one_per_step()],
+    ids=["threshold", "threshold-4-steps", "fixed-3", "one-per-step"],
+)
+@pytest.mark.parametrize("confidence", sorted(CONFIDENCES))
+def test_invariants_hold_for_every_schedule(engine, schedule, confidence):
+    canvas, states = states_for(engine, schedule, lengths=(16, 24), confidence=confidence)
+    mask = engine.codec.specials.mask
+    first = states[0]
+    assert first.step == 0 and torch.equal(first.masked, canvas.masked)
+    for before, after in itertools.pairwise(states):
+        assert after.step == before.step + 1 and after.forwards == before.forwards + 1
+        # The masked count never grows, and every row with masks commits at least one.
+        shrink = before.remaining - after.remaining
+        assert bool((shrink >= 0).all())
+        assert bool((shrink[before.remaining > 0] >= 1).all())
+        # A committed token never changes, and nothing outside the span moves.
+        committed = ~before.masked
+        assert torch.equal(after.ids[committed], before.ids[committed])
+        assert not bool((after.masked & ~before.masked).any())
+    last = states[-1]
+    assert last.done and not bool((last.ids == mask).any())
+    assert last.step <= last.steps
+    assert not bool(torch.isin(last.ids[canvas.masked], torch.tensor(engine.banned_ids)).any())
+
+
+def test_threshold_commits_every_confident_position_and_respects_its_budget(engine):
+    _, states = states_for(engine, Threshold(tau=0.0, max_steps=16))
+    # tau = 0: every masked position is above the threshold, so one step resolves all.
+    assert len(states) == 2 and states[-1].done
+    _, states = states_for(engine, Threshold(tau=1.01, max_steps=6))
+    # tau above any probability: only the floor commits, ceil(remaining / steps left) per step.
+    assert states[-1].step == 6
+    remaining = [int(s.remaining[0]) for s in states]
+    assert remaining[1] == 24 - 4  # ceil(24 / 6)
+
+
+def test_one_per_step_takes_one_forward_per_token(engine):
+    _, states = states_for(engine, one_per_step(), lengths=(12,))
+    assert states[-1].forwards == 12
+    assert all(
+        int(b.remaining[0]) - int(a.remaining[0]) == 1 for b, a in itertools.pairwise(states)
+    )
+
+
+def test_engine_snapshots_end_with_plain_text(engine):
+    snapshots = list(engine.infill(PREFIX, SUFFIX, [24]))
+    assert snapshots[0].best.unresolved == 24 and not snapshots[0].final
+    final = snapshots[-1]
+    assert final.final and final.best.unresolved == 0
+    text = final.best.text
+    assert "<|" not in text  # null, mask and other specials are stripped
+    assert text == engine.codec.decode(engine.codec.encode(text))

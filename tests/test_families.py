@@ -1,0 +1,127 @@
+"""Each checkpoint family, written tiny in its own format, loads and matches a reference implementation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+
+from diffusion.checkpoint import CheckpointError, load_checkpoint
+from diffusion.hub import resolve_model
+from tests.family_fixtures import SHAPE, write_dream, write_llada
+
+
+def no_causal_mask(reference):
+    for layer in reference.model.layers:
+        layer.self_attn.is_causal = False
+    return reference
+
+
+def reference_logits(reference, ids):
+    with torch.no_grad():
+        return reference(input_ids=ids, attention_mask={"full_attention": None}).logits
+
+
+def test_dream_family_matches_qwen2_with_logits_shifted(tmp_path):
+    folder = write_dream(tmp_path / "dream")
+    checkpoint = load_checkpoint(folder)
+    assert checkpoint.family == "qwen2" and checkpoint.config.shift_logits
+    raw = json.loads((folder / "config.json").read_text())
+    assert checkpoint.codec.specials.mask == raw["mask_token_id"]
+    assert checkpoint.codec.specials.eos == raw["eos_token_id"]
+    hf_config = transformers.Qwen2Config(
+        vocab_size=raw["vocab_size"], **SHAPE, max_position_embeddings=512, rope_theta=10000.0,
+        rms_norm_eps=1e-6, tie_word_embeddings=False, attn_implementation="sdpa",
+    )
+    reference = transformers.Qwen2ForCausalLM(hf_config).eval()
+    state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    reference.load_state_dict(state)
+    ids = torch.randint(0, raw["vocab_size"], (2, 29))
+    expected = reference_logits(no_causal_mask(reference), ids)
+    expected = torch.cat([expected[:, :1], expected[:, :-1]], dim=1)  # position i read from output i-1
+    with torch.no_grad():
+        got = checkpoint.model(ids)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+
+
+def test_sharded_checkpoint_equals_the_single_file(tmp_path):
+    single = load_checkpoint(write_dream(tmp_path / "one", seed=3))
+    sharded = load_checkpoint(write_dream(tmp_path / "two", sharded=True, seed=3))
+    assert (tmp_path / "two" / "model.safetensors.index.json").is_file()
+    ids = torch.randint(0, single.config.vocab_size, (1, 17))
+    with torch.no_grad():
+        assert torch.equal(single.model(ids), sharded.model(ids))
+
+
+def test_dreamon_expand_token_is_found_in_the_tokenizer(tmp_path):
+    checkpoint = load_checkpoint(write_dream(tmp_path / "dreamon", dreamon=True))
+    assert checkpoint.codec.specials.expand == checkpoint.codec.token_id("<|expand|>")
+    plain = load_checkpoint(write_dream(tmp_path / "dream"))
+    assert plain.codec.specials.expand is None
+
+
+def test_llada_family_matches_llama_after_renaming(tmp_path, monkeypatch):
+    # Llama builds its causal mask in one function; without it (and with is_causal off) SDPA sees everything.
+    monkeypatch.setattr(transformers.models.llama.modeling_llama, "create_causal_mask", lambda **_: None)
+    folder, state = write_llada(tmp_path / "llada")
+    checkpoint = load_checkpoint(folder)
+    assert checkpoint.family == "llada" and not checkpoint.config.shift_logits
+    raw = json.loads((folder / "config.json").read_text())
+    assert checkpoint.codec.specials.mask == raw["mask_token_id"]
+    hf_config = transformers.LlamaConfig(
+        vocab_size=raw["vocab_size"], hidden_size=raw["d_model"], intermediate_size=raw["mlp_hidden_size"],
+        num_hidden_layers=raw["n_layers"], num_attention_heads=raw["n_heads"], num_key_value_heads=raw["n_kv_heads"],
+        max_position_embeddings=512, rope_theta=raw["rope_theta"], rms_norm_eps=raw["rms_norm_eps"],
+        tie_word_embeddings=False, attention_bias=False, mlp_bias=False, attn_implementation="sdpa",
+    )
+    reference = transformers.LlamaForCausalLM(hf_config).eval()
+    reference.load_state_dict(state)
+    ids = torch.randint(0, raw["vocab_size"], (2, 23))
+    with torch.no_grad():
+        expected = no_causal_mask(reference)(input_ids=ids).logits
+        got = checkpoint.model(ids)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+
+
+def test_wrong_folders_each_get_a_clear_error(tmp_path):
+    folder = write_dream(tmp_path / "dream")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
+        load_checkpoint(tmp_path / "empty")
+
+    raw = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**raw, "architectures": ["MambaForCausalLM"], "model_type": "mamba"}))
+    with pytest.raises(CheckpointError, match="unknown architecture"):
+        load_checkpoint(folder)
+    (folder / "config.json").write_text(json.dumps(raw))
+
+    state = load_file(str(folder / "model.safetensors"))
+    del state["model.layers.1.mlp.up_proj.weight"]
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"lacks tensors: model\.layers\.1\.mlp\.up_proj\.weight"):
+        load_checkpoint(folder)
+
+    state["model.layers.1.mlp.up_proj.weight"] = torch.zeros(7, 7)
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"up_proj\.weight has shape \(7, 7\)"):
+        load_checkpoint(folder)
+
+    (folder / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_checkpoint(folder)
+
+
+def test_hub_ids_resolve_from_the_local_cache_only(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--Org--tiny-dream" / "snapshots" / "abc123"
+    write_dream(snapshot)
+    (cache / "models--Org--tiny-dream" / "refs").mkdir(parents=True)
+    (cache / "models--Org--tiny-dream" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert resolve_model("Org/tiny-dream") == snapshot
+    with pytest.raises(CheckpointError, match="never downloads") as caught:
+        resolve_model("Org/absent-model")
+    assert str(cache) in str(caught.value)

@@ -1,0 +1,190 @@
+"""End to end: pygls's client, the real server and the real built-in model, over every transport."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from tests.lsp_harness import TRANSPORTS, connect, start_daemon
+
+URI = "file:///work/example.py"
+SOURCE = (
+    "import os\n"
+    "\n"
+    "\n"
+    "def list_python_files(root):\n"
+    '    """Every .py file below root."""\n'
+    "    found = []\n"
+    "    for directory, _, names in os.walk(root):\n"
+    "        for name in names:\n"
+    "            if name.endswith('.py'):\n"
+    "                found.append(os.path.join(directory, name))\n"
+    "    return \n"
+    "\n"
+    "\n"
+    "def main():\n"
+    "    \n"
+    "\n"
+    "\n"
+    "if __name__ == '__main__':\n"
+    "    main()\n"
+)
+RETURN_LINE = 10  # "    return |"
+BODY_LINE = 14  # an empty function body: multi-line infill
+
+
+@contextlib.asynccontextmanager
+async def client_over(kind: str):
+    daemon = await start_daemon(kind) if kind != "stdio" else None
+    try:
+        async with connect(kind, daemon) as client:
+            await client.initialize()
+            yield client
+    finally:
+        if daemon:
+            await daemon.stop()
+
+
+def error_code(error: BaseException) -> int | None:
+    return getattr(error, "code", None)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_previews_arrive_in_order_and_the_last_equals_the_response(kind):
+    async with client_over(kind) as client:
+        client.open(URI, SOURCE)
+        result = await asyncio.wait_for(client.inline_completion(URI, RETURN_LINE, 11, "infill-1"), 120)
+        previews = client.previews_for("infill-1")
+        assert previews, "no unmask/preview arrived"
+        steps = [p["step"] for p in previews]
+        assert steps == sorted(steps) and steps[0] == 0
+        masked = [sum(len(s["text"]) for s in p["segments"] if not s["resolved"]) for p in previews]
+        assert masked == sorted(masked, reverse=True), "the unresolved part grew between steps"
+        last = previews[-1]
+        assert last["final"] and not last["cancelled"]
+        assert all(not p["final"] for p in previews[:-1])
+        assert all(s["resolved"] for s in last["segments"])
+        assert last["version"] == 1 and last["uri"] == URI
+        items = result.items
+        expected = items[0].insert_text if items else ""
+        assert last["text"] == expected
+        if items:
+            assert "\n" not in expected, "a single-line infill spilled onto other lines"
+            assert items[0].range.start == types.Position(RETURN_LINE, 11)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_cancel_answers_32800_and_sends_a_cancelled_preview(kind):
+    async with client_over(kind) as client:
+        client.open(URI, SOURCE)
+        pending = client.inline_completion(URI, BODY_LINE, 4, "to-cancel")
+        await client.wait_for_preview(lambda p: p["id"] == "to-cancel" and p["step"] >= 1)
+        client.cancel("to-cancel")
+        with pytest.raises(JsonRpcException) as caught:
+            await asyncio.wait_for(pending, 30)
+        assert error_code(caught.value) == -32800
+        cancelled = await client.wait_for_preview(lambda p: p["id"] == "to-cancel" and p["cancelled"], 10)
+        assert not cancelled["final"]
+        # The server keeps serving after a cancellation.
+        again = await asyncio.wait_for(client.inline_completion(URI, RETURN_LINE, 11, "after"), 120)
+        assert isinstance(again, types.InlineCompletionList)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_a_stale_version_gets_no_stale_text(kind):
+    async with client_over(kind) as client:
+        client.open(URI, SOURCE)
+        pending = client.inline_completion(URI, BODY_LINE, 4, "stale")
+        await client.wait_for_preview(lambda p: p["id"] == "stale" and p["step"] >= 1)
+        client.change(URI, 2, (0, 0), (0, 0), "# edited\n")
+        with pytest.raises(JsonRpcException) as caught:
+            await asyncio.wait_for(pending, 30)
+        assert error_code(caught.value) in (-32801, -32800)
+        assert not any(p["final"] for p in client.previews_for("stale"))
+
+
+async def test_the_newest_request_per_document_wins():
+    async with client_over("stdio") as client:
+        client.open(URI, SOURCE)
+        first = client.inline_completion(URI, BODY_LINE, 4, "old")
+        await client.wait_for_preview(lambda p: p["id"] == "old")
+        second = client.inline_completion(URI, RETURN_LINE, 11, "new")
+        with pytest.raises(JsonRpcException) as caught:
+            await asyncio.wait_for(first, 30)
+        assert error_code(caught.value) == -32800
+        assert isinstance(await asyncio.wait_for(second, 120), types.InlineCompletionList)
+
+
+async def test_two_websocket_clients_are_served_at_once():
+    daemon = await start_daemon("ws")
+    try:
+        async with connect("ws", daemon) as one, connect("ws", daemon) as two:
+            await one.initialize()
+            await two.initialize(encoding="utf-8")
+            one.open(URI, SOURCE)
+            two.open(URI, SOURCE.replace("found", "hits"))
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    one.inline_completion(URI, RETURN_LINE, 11, "a"),
+                    two.inline_completion(URI, RETURN_LINE, 11, "b"),
+                ),
+                180,
+            )
+            assert all(isinstance(r, types.InlineCompletionList) for r in results)
+            assert one.previews_for("a") and not one.previews_for("b")
+            assert two.previews_for("b") and not two.previews_for("a")
+            assert one.previews_for("a")[-1]["final"] and two.previews_for("b")[-1]["final"]
+    finally:
+        await daemon.stop()
+
+
+async def test_block_edit_rewrite_and_code_action():
+    async with client_over("stdio") as client:
+        client.open(URI, SOURCE)
+        params = {"textDocument": {"uri": URI}, "position": {"line": 8, "character": 12}, "mode": "rewrite"}
+        result = await asyncio.wait_for(client.request("unmask/blockEdit", params, "rw"), 120)
+        assert result.mode == "rewrite" and result.version == 1
+        for edit in result.edits:
+            assert edit.version == 1 and isinstance(edit.newText, str)
+            assert edit.range.start.line <= 8 <= edit.range.end.line
+        previews = client.previews_for("rw")
+        assert previews and previews[-1]["final"] and previews[-1]["mode"] == "rewrite"
+        actions = await client.lsp.text_document_code_action_async(
+            types.CodeActionParams(
+                types.TextDocumentIdentifier(URI),
+                types.Range(types.Position(8, 0), types.Position(8, 0)),
+                types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        commands = {a.command.command for a in actions}
+        assert commands == {"unmask.rewrite", "unmask.suggest"}
+        suggest = {**params, "mode": "suggest"}
+        result = await asyncio.wait_for(client.request("unmask/blockEdit", suggest, "sg"), 120)
+        assert result.mode == "suggest"
+        for edit in result.edits:
+            assert edit.range.start.line >= 6 and edit.version == 1
+
+
+async def test_initialize_is_answered_before_the_model_is_loaded():
+    async with connect("stdio") as client:
+        result = await asyncio.wait_for(client.initialize(), 20)
+        assert result.capabilities.inline_completion_provider is not None
+        assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf16
+        status = await client.request("unmask/status", {}, "status")
+        assert status.model in ("loading", "ready")
+
+
+async def test_utf8_position_encoding_is_negotiated():
+    async with connect("stdio") as client:
+        result = await client.initialize(encoding="utf-8")
+        assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf8
+        text = "name = 'é'  # café\nvalue = \n"
+        client.open(URI, text)
+        # utf-8 column 9 on line 1 is just after "value = ".
+        response = await asyncio.wait_for(client.inline_completion(URI, 1, 8, "u8"), 120)
+        if response.items:
+            assert response.items[0].range.start == types.Position(1, 8)
