@@ -33,6 +33,7 @@ class DenoiseState:
     step: int  # forward passes consumed by this request so far
     steps: int  # step budget: the denoiser ends within this many steps
     forwards: int
+    span_lengths: tuple[int, ...] = ()  # current region length per row (a length policy may change it)
 
     @property
     def remaining(self) -> torch.Tensor:
@@ -49,8 +50,13 @@ def denoise(
     schedule: Schedule,
     confidence: Confidence = top1_probability,
     banned_ids: Sequence[int] = (),
+    resize: Callable[[DenoiseState], DenoiseState] | None = None,
 ) -> Iterator[DenoiseState]:
-    """Yield the initial all-masked state, then one state per forward pass until no mask is left."""
+    """Yield the initial all-masked state, then one state per forward pass until no mask is left.
+
+    `resize`, when given, is a length policy applied after each commit (DreamOn's
+    expand and delete); it may grow or shrink the canvas of a single-row batch.
+    """
     masked = canvas.masked
     budgets = torch.tensor([schedule.steps_for(int(n)) for n in masked.sum(dim=1)], device=masked.device)
     state = DenoiseState(
@@ -60,6 +66,7 @@ def denoise(
         step=0,
         steps=int(budgets.max()),
         forwards=0,
+        span_lengths=canvas.span_lengths,
     )
     yield state
     banned = torch.tensor(list(banned_ids), dtype=torch.long, device=masked.device)
@@ -70,6 +77,8 @@ def denoise(
         conf, token = confidence(logits)
         token_logp = log_probability(logits, token)
         state = _commit_rows(state, schedule, conf, token, token_logp, budgets)
+        if resize is not None:
+            state = resize(state)
         yield state
 
 
@@ -97,4 +106,5 @@ def _commit_rows(
         step=state.step + 1,
         steps=state.steps,
         forwards=state.forwards + 1,
+        span_lengths=state.span_lengths,
     )

@@ -21,6 +21,7 @@ from diffusion.confidence import CONFIDENCES, log_probability
 from diffusion.denoise import DenoiseState, denoise
 from diffusion.device import pick_device
 from diffusion.hub import resolve_model
+from diffusion.length import expand_delete
 from diffusion.schedule import Schedule, Threshold
 
 
@@ -88,11 +89,14 @@ class Engine:
         self.device = device
         self.settings = settings
         specials = checkpoint.codec.specials
-        # Ids that must never be committed inside a span.
+        # DreamOn-style checkpoints end a span by predicting end-of-text (delete) and
+        # grow it by predicting expand; every other model must never commit those inside a span.
+        self.length_control = specials.expand is not None and specials.eos is not None
+        allowed = {specials.null} | ({specials.eos, specials.expand} if self.length_control else set())
         self.banned_ids = tuple(
             i
-            for i in (specials.mask, specials.bos, specials.eos, specials.pad)
-            if i is not None and i != specials.null
+            for i in dict.fromkeys((specials.mask, specials.bos, specials.eos, specials.pad))
+            if i is not None and i not in allowed
         )
 
     @classmethod
@@ -172,15 +176,22 @@ class Engine:
         )
 
     def _run(self, canvas: Canvas, schedule: Schedule | None) -> Iterator[InfillSnapshot]:
+        specials = self.codec.specials
+        resize = None
+        if self.length_control and canvas.ids.shape[0] == 1:
+            resize = expand_delete(
+                specials.expand, specials.eos, specials.mask, canvas.span_start, self.settings.max_span
+            )
         states = denoise(
             self.predict,
             canvas,
             schedule or self.settings.default_schedule(),
             CONFIDENCES[self.settings.confidence],
             self.banned_ids,
+            resize,
         )
         for state in states:
-            yield self.snapshot(state, canvas.span_start, canvas.span_lengths)
+            yield self.snapshot(state, canvas.span_start, state.span_lengths)
 
     @torch.inference_mode()
     def predict(self, ids, select, attention):

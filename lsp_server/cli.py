@@ -15,7 +15,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="model folder (Hugging Face format); default: the built-in model",
+        help="model folder (Hugging Face format) or a hub id already in the local cache; default: built-in",
     )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: auto)")
 
@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--blocks", default="16,32,64", help="comma-separated block lengths in tokens")
     bench.add_argument("--repeats", type=int, default=3)
     add_model_options(bench)
+
+    doctor = commands.add_parser("doctor", help="report the device, free memory and the model's facts")
+    doctor.add_argument("--json", action="store_true")
+    add_model_options(doctor)
 
     train = commands.add_parser("train", help="train a small model with the project's recipe")
     train.add_argument("roots", nargs="*", type=Path, help="source trees (default: the standard library)")
@@ -98,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from diffusion.infill_jsonl import run_infill_jsonl
 
         return run_infill_jsonl(args)
+    if args.command == "doctor":
+        from diffusion.doctor import run_doctor
+
+        return run_doctor(args)
     if args.command == "bench":
         from diffusion.bench import run_bench
 

@@ -125,3 +125,36 @@ def test_hub_ids_resolve_from_the_local_cache_only(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="never downloads") as caught:
         resolve_model("Org/absent-model")
     assert str(cache) in str(caught.value)
+
+
+def test_expand_turns_one_mask_into_two_and_end_of_text_deletes():
+    from diffusion.denoise import DenoiseState
+    from diffusion.length import ExpandDelete
+
+    mask, expand, eos = 9, 8, 7
+    policy = ExpandDelete(expand_id=expand, delete_id=eos, mask_id=mask, span_start=1, max_span=6)
+    # [bos] span(a, EXPAND, mask, EOS) [eos-of-canvas]
+    ids = torch.tensor([[0, 1, expand, mask, eos, 5]])
+    masked = torch.tensor([[False, False, False, True, False, False]])
+    state = DenoiseState(ids, masked, torch.zeros(1), step=1, steps=4, forwards=1, span_lengths=(4,))
+    after = policy(state)
+    assert after.ids.tolist() == [[0, 1, mask, mask, mask, 5]]
+    assert after.masked.tolist() == [[False, False, True, True, True, False]]
+    assert after.span_lengths == (4,)  # one expanded (+1), one deleted (-1)
+    # At the length bound an expand stays a mask instead of growing the span.
+    full = DenoiseState(ids, masked, torch.zeros(1), step=1, steps=4, forwards=1, span_lengths=(4,))
+    bounded = ExpandDelete(expand, eos, mask, span_start=1, max_span=4)(full)
+    assert bounded.span_lengths == (3,) and bounded.ids[0, 2] == mask
+
+
+def test_dreamon_checkpoint_infills_with_length_control(tmp_path):
+    from diffusion.engine import Engine, settings_for
+
+    checkpoint = load_checkpoint(write_dream(tmp_path / "dreamon", dreamon=True))
+    engine = Engine(checkpoint, torch.device("cpu"), settings_for(checkpoint))
+    assert engine.length_control
+    snapshots = list(engine.infill("def add(x, y):\n    return ", "\n", [6]))
+    final = snapshots[-1]
+    assert final.final and final.best.unresolved == 0
+    assert 1 <= final.best.span_length <= engine.settings.max_span
+    assert "<|expand|>" not in final.best.text and "<|mask|>" not in final.best.text

@@ -1,0 +1,67 @@
+"""`unmask doctor`: what this machine and a model folder look like to the engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+import torch
+
+from diffusion.checkpoint import CheckpointError, load_checkpoint, read_family, read_raw_config
+from diffusion.device import pick_device
+from diffusion.hub import resolve_model
+from diffusion.memory import free_bytes, gib
+
+
+def report(model: str | None, device: str | None) -> dict[str, object]:
+    torch_device, dtype = pick_device(device)
+    free = free_bytes(torch_device)
+    facts: dict[str, object] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(torch_device),
+        "gpu": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else None,
+        "free_memory": gib(free) if free is not None else "unknown",
+        "dtype": str(dtype).removeprefix("torch."),
+    }
+    try:
+        import cuda.bindings  # noqa: F401
+
+        facts["cuda_python"] = "installed"
+    except ImportError:
+        facts["cuda_python"] = "not installed (optional: pip install 'unmask[cuda]')"
+    try:
+        folder = resolve_model(model)
+        raw = read_raw_config(folder)
+        family = read_family(raw, folder)
+        checkpoint = load_checkpoint(folder, torch_device, dtype)
+    except CheckpointError as error:
+        return {**facts, "model": str(model or "built-in"), "error": str(error)}
+    config = checkpoint.config
+    specials = checkpoint.codec.specials
+    return {
+        **facts,
+        "model": str(folder),
+        "family": family.name,
+        "architecture": config.architecture,
+        "parameters": checkpoint.model.num_parameters(),
+        "mask_id": specials.mask,
+        "null_id": specials.null,
+        "expand_id": specials.expand,
+        "bos_id": specials.bos,
+        "eos_id": specials.eos,
+        "shift_logits": config.shift_logits,
+        "context_length": config.max_position_embeddings,
+    }
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    facts = report(args.model, args.device)
+    if args.json:
+        print(json.dumps(facts))
+    else:
+        width = max(len(k) for k in facts)
+        for key, value in facts.items():
+            print(f"{key.replace('_', ' '):<{width}}  {value}")
+    return 1 if "error" in facts else 0

@@ -1,0 +1,70 @@
+"""Length policies: letting the span grow or shrink while it denoises.
+
+DreamOn (DreamLM/DreamOn) adds an expand token: a position predicted as
+expand becomes two masks, and a position predicted as end-of-text inside the
+span is deleted, so the middle finds its own length. Both are bounded: the
+span never exceeds `max_span`, and once it would, expand is treated as an
+ordinary low-value token by turning it back into a mask for the next step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from diffusion.denoise import DenoiseState
+
+
+@dataclass(frozen=True)
+class ExpandDelete:
+    expand_id: int
+    delete_id: int
+    mask_id: int
+    span_start: int
+    max_span: int = 64
+    min_span: int = 1
+
+    def __call__(self, state: DenoiseState) -> DenoiseState:
+        assert state.ids.shape[0] == 1, "length control runs on a single-row canvas"
+        start, length = self.span_start, state.span_lengths[0]
+        ids, masked = state.ids[0].tolist(), state.masked[0].tolist()
+        span_ids, span_masked = ids[start : start + length], masked[start : start + length]
+        new_ids: list[int] = []
+        new_masked: list[bool] = []
+        room = self.max_span - length
+        for token, is_masked in zip(span_ids, span_masked, strict=True):
+            if not is_masked and token == self.expand_id:
+                if room > 0:
+                    new_ids += [self.mask_id, self.mask_id]
+                    new_masked += [True, True]
+                    room -= 1
+                else:
+                    new_ids.append(self.mask_id)
+                    new_masked.append(True)
+            elif not is_masked and token == self.delete_id and len(span_ids) > self.min_span:
+                continue
+            else:
+                new_ids.append(token)
+                new_masked.append(is_masked)
+        if new_ids == span_ids and new_masked == span_masked:
+            return state
+        ids = ids[:start] + new_ids + ids[start + length :]
+        masked = masked[:start] + new_masked + masked[start + length :]
+        device = state.ids.device
+        return dataclasses.replace(
+            state,
+            ids=torch.tensor([ids], dtype=torch.long, device=device),
+            masked=torch.tensor([masked], dtype=torch.bool, device=device),
+            span_lengths=(len(new_ids),),
+        )
+
+
+def expand_delete(
+    expand_id: int | None, delete_id: int | None, mask_id: int, span_start: int, max_span: int
+) -> Callable[[DenoiseState], DenoiseState] | None:
+    if expand_id is None or delete_id is None:
+        return None
+    return ExpandDelete(expand_id, delete_id, mask_id, span_start, max_span)
