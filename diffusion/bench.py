@@ -1,10 +1,11 @@
 """`unmask bench`: threshold decoding against one token per step, on fixed inputs.
 
-For each block length: seconds to the first preview (first denoising step),
-seconds to the final block, forward passes, and committed tokens per second,
-for confidence-threshold decoding and for the one-token-per-step typewriter
-on the same model, prefix and suffix. Medians over repeats; `--json` prints
-one row per (mode, block) with the ratio of forwards and time.
+For each block length: seconds to the first preview (the first denoising
+step), seconds to the final block, forward passes, and committed tokens per
+second, for three decoders of the same model on the same prefix and suffix:
+confidence-threshold decoding with the context cache, the same without it,
+and the one-token-per-step typewriter. Medians over repeats; `--json` prints
+one row per (mode, block) with the ratios against the typewriter.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 import torch
 
 from diffusion.engine import Engine
-from diffusion.schedule import Schedule, one_per_step
+from diffusion.schedule import one_per_step
 
 BENCH_SOURCE = Path(__file__).parent / "bench_input.py"
+MODES = ("threshold", "threshold_nocache", "one_per_step")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,15 @@ def bench_input() -> tuple[str, str]:
     return text[:cut] + "    ", text[cut:]
 
 
-def measure(engine: Engine, prefix: str, suffix: str, block: int, schedule: Schedule, repeats: int):
+def decoder(engine: Engine, mode: str) -> tuple[Engine, object]:
+    if mode == "threshold":
+        return engine, None
+    if mode == "threshold_nocache":
+        return engine.with_settings(cache_refresh=0), None
+    return engine.with_settings(cache_refresh=0), one_per_step()
+
+
+def measure(engine: Engine, schedule, prefix: str, suffix: str, block: int, repeats: int):
     firsts, finals, forwards = [], [], 0
     for repeat in range(repeats):
         torch.manual_seed(repeat)
@@ -53,45 +63,48 @@ def measure(engine: Engine, prefix: str, suffix: str, block: int, schedule: Sche
         for snapshot in engine.infill(prefix, suffix, [block], schedule):
             if snapshot.step == 1:
                 first = time.perf_counter() - began
-            last = snapshot
+            forwards = snapshot.forwards
         finals.append(time.perf_counter() - began)
-        firsts.append(first or finals[-1])
-        forwards = last.forwards
+        firsts.append(first if first is not None else finals[-1])
     return forwards, statistics.median(firsts), statistics.median(finals)
 
 
 def run_rows(engine: Engine, blocks: list[int], repeats: int) -> list[BenchRow]:
     prefix, suffix = bench_input()
-    context = engine.count_tokens(prefix[-4000:]) + engine.count_tokens(suffix[:2000])
-    context = min(context, engine.settings.max_prefix + engine.settings.max_suffix)
+    settings = engine.settings
+    context = len(engine.codec.encode(prefix[-settings.max_prefix * 8 :])[-settings.max_prefix :])
+    context += len(engine.codec.encode(suffix[: settings.max_suffix * 8])[: settings.max_suffix])
     for _ in engine.infill(prefix, suffix, [8]):  # warm-up: first-call allocations
         pass
-    rows = []
+    rows: list[BenchRow] = []
     for block in blocks:
         measured = {}
-        for mode, schedule in (
-            ("threshold", engine.settings.default_schedule()),
-            ("one_per_step", one_per_step()),
-        ):
-            forwards, first, final = measure(engine, prefix, suffix, block, schedule, repeats)
+        for mode in MODES:
+            variant, schedule = decoder(engine, mode)
+            forwards, first, final = measure(variant, schedule, prefix, suffix, block, repeats)
             measured[mode] = BenchRow(
                 mode, block, context, forwards, round(first, 4), round(final, 4), round(block / final, 1)
             )
         base = measured["one_per_step"]
-        threshold = measured["threshold"]
-        measured["threshold"] = BenchRow(
-            **{
-                **asdict(threshold),
-                "forwards_vs_one_per_step": round(threshold.forwards / base.forwards, 3),
-                "speedup_vs_one_per_step": round(base.seconds_to_final / threshold.seconds_to_final, 2),
-            }
-        )
-        rows += [measured["threshold"], base]
+        for mode in MODES[:2]:
+            row = measured[mode]
+            rows.append(
+                BenchRow(
+                    **{
+                        **asdict(row),
+                        "forwards_vs_one_per_step": round(row.forwards / base.forwards, 3),
+                        "speedup_vs_one_per_step": round(base.seconds_to_final / row.seconds_to_final, 2),
+                    }
+                )
+            )
+        rows.append(base)
     return rows
 
 
 def run_bench(args: argparse.Namespace) -> int:
     engine = Engine.load(args.model, args.device)
+    if args.context:
+        engine = engine.with_settings(max_prefix=args.context * 3 // 4, max_suffix=args.context // 4)
     blocks = [min(int(b), engine.settings.max_span) for b in args.blocks.split(",")]
     rows = run_rows(engine, blocks, args.repeats)
     if args.json:
@@ -101,12 +114,12 @@ def run_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"unmask bench on {engine.device} ({engine.checkpoint.model.num_parameters():,} parameters)"
-    )
+    parameters = engine.checkpoint.model.num_parameters()
+    table = Table(title=f"unmask bench on {engine.device} ({parameters:,} parameters)")
     for column in (
         "mode",
         "block",
+        "context",
         "forwards",
         "first preview s",
         "final s",
@@ -119,6 +132,7 @@ def run_bench(args: argparse.Namespace) -> int:
         table.add_row(
             r.mode,
             str(r.block_tokens),
+            str(r.context_tokens),
             str(r.forwards),
             f"{r.seconds_to_first_preview:.3f}",
             f"{r.seconds_to_final:.3f}",

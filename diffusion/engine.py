@@ -7,8 +7,8 @@ draw the block resolving in place. Knows nothing of editors or LSP.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from diffusion.denoise import DenoiseState, denoise
 from diffusion.device import pick_device
 from diffusion.hub import resolve_model
 from diffusion.length import expand_delete
+from diffusion.predictors import CachedContext
 from diffusion.schedule import Schedule, Threshold
 
 
@@ -35,6 +36,9 @@ class EngineSettings:
     tau: float = 0.9
     max_steps: int = 16
     confidence: str = "top1"
+    # Approximate context caching: a full pass every `cache_refresh` steps, block-only
+    # passes in between; 0 recomputes the whole canvas every step.
+    cache_refresh: int = 4
 
     def default_schedule(self) -> Schedule:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
@@ -105,6 +109,10 @@ class Engine:
         torch_device, dtype = pick_device(device)
         checkpoint = load_checkpoint(folder, torch_device, dtype)
         return cls(checkpoint, torch_device, settings_for(checkpoint))
+
+    def with_settings(self, **changes) -> Engine:
+        """The same resident model with other decoding settings (nothing is reloaded)."""
+        return Engine(self.checkpoint, self.device, dataclasses.replace(self.settings, **changes))
 
     @property
     def codec(self):
@@ -182,8 +190,10 @@ class Engine:
             resize = expand_delete(
                 specials.expand, specials.eos, specials.mask, canvas.span_start, self.settings.max_span
             )
+        refresh = self.settings.cache_refresh
+        predictor = CachedContext(self.checkpoint.model, refresh) if refresh else self.predict
         states = denoise(
-            self.predict,
+            predictor,
             canvas,
             schedule or self.settings.default_schedule(),
             CONFIDENCES[self.settings.confidence],
@@ -234,15 +244,9 @@ def settings_for(checkpoint: Checkpoint) -> EngineSettings:
     config = checkpoint.config
     defaults = EngineSettings()
     limit = config.max_position_embeddings
+    # Checkpoints of other families were trained on long sequences: give them a wide window.
     return EngineSettings(
-        max_prefix=config.infill_max_prefix or min(defaults.max_prefix, limit // 2),
-        max_suffix=config.infill_max_suffix or min(defaults.max_suffix, limit // 4),
+        max_prefix=config.infill_max_prefix or min(1024, limit // 2),
+        max_suffix=config.infill_max_suffix or min(256, limit // 4),
         max_span=config.infill_max_span or min(defaults.max_span, limit // 4),
     )
-
-
-def timed(snapshots: Iterator[InfillSnapshot]) -> Iterator[tuple[float, InfillSnapshot]]:
-    """Pair each snapshot with seconds since iteration began (for the benchmark and `infill`)."""
-    began = time.perf_counter()
-    for snapshot in snapshots:
-        yield time.perf_counter() - began, snapshot

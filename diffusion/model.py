@@ -70,12 +70,15 @@ class Attention(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        batch, length, _ = x.shape  # (B, T, C)
+        batch, length, _ = x.shape  # (B, L, C): the whole canvas, or only the block when reusing a cache
         q = self.q_proj(x).view(batch, length, self.heads, self.head_size).transpose(1, 2)
         k = self.k_proj(x).view(batch, length, self.kv_heads, self.head_size).transpose(1, 2)
         v = self.v_proj(x).view(batch, length, self.kv_heads, self.head_size).transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            k, v = cache.merge(k, v)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -83,8 +86,33 @@ class Attention(nn.Module):
             attn_mask=attn_mask,
             is_causal=False,
             enable_gqa=self.kv_heads != self.heads,
-        )  # (B, H, T, D)
+        )  # (B, H, L, D)
         return self.o_proj(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+class LayerCache:
+    """One layer's keys and values over the whole canvas, for approximate context caching.
+
+    With `start` None it records the keys and values of a full forward pass;
+    with `start` set it splices the freshly computed block keys and values
+    (positions `start:start + L`) into the recorded ones, so the block attends
+    to a context computed at the last refresh (Fast-dLLM's dual cache).
+    """
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.start: int | None = None
+
+    def merge(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.start is None:
+            self.k, self.v = k, v
+            return k, v
+        assert self.k is not None and self.v is not None, "reuse before capture"
+        end = self.start + k.shape[2]
+        k = torch.cat([self.k[:, :, : self.start], k, self.k[:, :, end:]], dim=2)
+        v = torch.cat([self.v[:, :, : self.start], v, self.v[:, :, end:]], dim=2)
+        return k, v
 
 
 class SwiGLU(nn.Module):
@@ -106,8 +134,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x, cos, sin, attn_mask):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, attn_mask)
+    def forward(self, x, cos, sin, attn_mask, cache=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, attn_mask, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -143,24 +171,31 @@ class DiffusionTransformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     def hidden_states(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        caches: list[LayerCache] | None = None,
+        start: int = 0,
     ) -> torch.Tensor:
-        """input_ids (B, T); attention_mask (B, T) bool, True where a real token is.
+        """input_ids (B, L); attention_mask (B, T) bool, True where a real token is.
 
-        Returns the final normed hidden states (B, T, C).
+        Returns the final normed hidden states (B, L, C). With `caches` set to
+        reuse, `input_ids` is only the block at positions `start:start + L` of a
+        canvas of length T whose other keys and values the caches hold.
         """
         length = input_ids.shape[1]
-        assert length <= self.config.max_position_embeddings, (
-            f"canvas of {length} tokens exceeds max_position_embeddings {self.config.max_position_embeddings}"
+        assert start + length <= self.config.max_position_embeddings, (
+            f"canvas of {start + length} tokens exceeds max_position_embeddings "
+            f"{self.config.max_position_embeddings}"
         )
         x = self.model.embed_tokens(input_ids)
-        cos, sin = rotary_tables(self.config.head_size, length, self.config.rope_theta, x.device)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        cos, sin = rotary_tables(self.config.head_size, start + length, self.config.rope_theta, x.device)
+        cos, sin = cos[start:].to(x.dtype), sin[start:].to(x.dtype)
         attn_mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             attn_mask = attention_mask[:, None, None, :]  # (B, 1, 1, T): keys a query may see
-        for layer in self.model.layers:
-            x = layer(x, cos, sin, attn_mask)
+        for index, layer in enumerate(self.model.layers):
+            x = layer(x, cos, sin, attn_mask, caches[index] if caches is not None else None)
         return self.model.norm(x)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -183,11 +218,14 @@ class DiffusionTransformer(nn.Module):
         Only the selected rows go through the vocabulary head: on a small model
         the head is a large share of the cost.
         """
-        hidden = self.hidden_states(input_ids, attention_mask)
+        return self.head_at(self.hidden_states(input_ids, attention_mask), select)
+
+    def head_at(self, hidden: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
+        """The vocabulary head on the hidden states that predict the `select`ed positions."""
         if self.config.shift_logits:
+            assert not bool(select[:, 0].any()), "the first position cannot be predicted when shifted"
             source = torch.zeros_like(select)
             source[:, :-1] = select[:, 1:]
-            assert not bool(select[:, 0].any()), "position 0 cannot be predicted when shifted"
             return self.lm_head(hidden[source])
         return self.lm_head(hidden[select])
 

@@ -1,0 +1,44 @@
+"""The context cache is a strategy of the one denoising loop: same loop, fewer full passes."""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion.canvas import build_canvas, prefix_window, suffix_window
+from diffusion.denoise import denoise
+from diffusion.predictors import CachedContext, full_recompute
+from diffusion.schedule import Threshold
+
+PREFIX = "import os\n\n\ndef list_files(root):\n    found = []\n    for name in os.listdir(root):\n        "
+SUFFIX = "\n    return found\n"
+
+
+def canvas_for(engine, span: int = 24):
+    codec = engine.codec
+    return build_canvas(prefix_window(codec, PREFIX, 192), suffix_window(codec, SUFFIX, 64), [span], codec.specials)
+
+
+def test_block_only_pass_right_after_a_refresh_equals_the_full_pass(engine):
+    model = engine.checkpoint.model
+    canvas = canvas_for(engine)
+    cached = CachedContext(model, refresh_every=100)
+    select = canvas.masked
+    first = cached(canvas.ids, select, canvas.attention)
+    # Nothing changed since the refresh, so the spliced keys and values are exact.
+    second = cached(canvas.ids, select, canvas.attention)
+    assert cached.full_passes == 1
+    assert torch.allclose(first, second, atol=1e-4)
+    assert torch.allclose(first, full_recompute(model)(canvas.ids, select, canvas.attention), atol=1e-4)
+
+
+def test_cached_decoding_refreshes_on_schedule_and_mostly_agrees(engine):
+    model = engine.checkpoint.model
+    canvas = canvas_for(engine, 32)
+    schedule = Threshold(tau=0.9, max_steps=16)
+    *_, exact = denoise(full_recompute(model), canvas, schedule, banned_ids=engine.banned_ids)
+    cached = CachedContext(model, refresh_every=4)
+    *_, approximate = denoise(cached, canvas, schedule, banned_ids=engine.banned_ids)
+    assert approximate.done
+    assert cached.full_passes == -(-cached.calls // 4)
+    agreement = float((approximate.ids == exact.ids)[canvas.masked].float().mean())
+    assert agreement >= 0.5, agreement
