@@ -10,6 +10,7 @@ plugs in the same way), so there is one loop for every strategy.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,7 @@ def denoise(
     confidence: Confidence = top1_probability,
     banned_ids: Sequence[int] = (),
     resize: Callable[[DenoiseState], DenoiseState] | None = None,
+    null_id: int | None = None,
 ) -> Iterator[DenoiseState]:
     """Yield the initial all-masked state, then one state per forward pass until no mask is left.
 
@@ -74,9 +76,13 @@ def denoise(
         logits = predict(state.ids, state.masked, canvas.attention)  # (N, V)
         if banned.numel():
             logits = logits.index_fill(1, banned, float("-inf"))
+        if null_id is not None:
+            logits = restrict_null(logits, state, canvas.masked, null_id)
         conf, token = confidence(logits)
         token_logp = log_probability(logits, token)
         state = _commit_rows(state, schedule, conf, token, token_logp, budgets)
+        if null_id is not None:
+            state = fill_after_null(state, canvas.masked, null_id)
         if resize is not None:
             state = resize(state)
         yield state
@@ -107,4 +113,34 @@ def _commit_rows(
         steps=state.steps,
         forwards=state.forwards + 1,
         span_lengths=state.span_lengths,
+    )
+
+
+def restrict_null(logits: torch.Tensor, state: DenoiseState, span: torch.Tensor, null_id: int) -> torch.Tensor:
+    """Null fills only the tail of a span, as in training, and never its first position.
+
+    Without this, the confident nulls of a span's tail pull earlier positions
+    to null too and the whole block collapses to nothing.
+    """
+    content = span & ~state.masked & (state.ids != null_id)
+    # content_after[b, t]: some committed non-null token lies right of t in the span.
+    content_after = (content.flip(1).cumsum(1).flip(1) - content.long()) > 0
+    first = span & (span.long().cumsum(1) == 1)
+    forbidden = (content_after | first)[state.masked]  # (N,), the order of the logits
+    if not bool(forbidden.any()):
+        return logits
+    column = logits[:, null_id].masked_fill(forbidden, float("-inf"))
+    return logits.index_copy(1, torch.tensor([null_id], device=logits.device), column[:, None])
+
+
+def fill_after_null(state: DenoiseState, span: torch.Tensor, null_id: int) -> DenoiseState:
+    """Once a null is committed, every still-masked position after it in the span is null too."""
+    null = span & ~state.masked & (state.ids == null_id)
+    after_null = (null.long().cumsum(1) > 0) & state.masked & span
+    if not bool(after_null.any()):
+        return state
+    return dataclasses.replace(
+        state,
+        ids=state.ids.masked_fill(after_null, null_id),
+        masked=state.masked & ~after_null,
     )

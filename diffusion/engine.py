@@ -199,6 +199,7 @@ class Engine:
             CONFIDENCES[self.settings.confidence],
             self.banned_ids,
             resize,
+            specials.null,
         )
         for state in states:
             yield self.snapshot(state, canvas.span_start, state.span_lengths)

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pygls.exceptions import (
+    JsonRpcContentModified,
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcRequestCancelled,
+)
 from pygls.lsp.server import LanguageServer
 
 from lsp_server import block_edit, infill_request
@@ -40,12 +45,10 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 
-class ContentModified(JsonRpcException):
-    code = -32801
-
-
 class RequestFailed(JsonRpcException):
-    code = -32803
+    """LSP's RequestFailed: the request was valid but could not be served (loading, a failed job)."""
+
+    CODE = -32803
 
 
 @dataclass
@@ -97,7 +100,7 @@ def as_rpc_error(error: Exception) -> Exception:
         if outcome in (Outcome.CANCELLED, Outcome.SUPERSEDED):
             return JsonRpcRequestCancelled(f"unmask: request {outcome.value}")
         if outcome is Outcome.STALE:
-            return ContentModified(f"unmask: {error.end.message}; ask again for the new version")
+            return JsonRpcContentModified(f"unmask: {error.end.message}; ask again for the new version")
         return RequestFailed(f"unmask: {error.end.message}")
     if isinstance(error, ParamsError | PositionError | DocumentError):
         return JsonRpcInvalidParams(f"unmask: {error}")

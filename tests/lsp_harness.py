@@ -117,6 +117,13 @@ class Client:
     def request(self, method: str, params: Any, msg_id: str) -> asyncio.Future:
         return asyncio.wrap_future(self.lsp.protocol.send_request(method, params, msg_id=msg_id))
 
+    def request_untyped(self, method: str, params: Any, msg_id: str) -> asyncio.Future:
+        """A request whose result stays plain data: pygls's typed union for some results
+        (`(Command | CodeAction)[]`) picks the wrong member."""
+        future = self.lsp.protocol.send_request(method, params, msg_id=msg_id)
+        self.lsp.protocol._result_types.pop(msg_id, None)
+        return asyncio.wrap_future(future)
+
     def inline_completion(self, uri: str, line: int, character: int, msg_id: str) -> asyncio.Future:
         params = types.InlineCompletionParams(
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),

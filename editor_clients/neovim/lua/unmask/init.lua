@@ -1,0 +1,302 @@
+-- unmask for Neovim: streamed diffusion infill, block rewrites and edit suggestions.
+--
+--   require('unmask').setup({ keymaps = true })
+--
+-- Public functions: setup, start, stop, complete, accept, accept_line, accept_word, dismiss,
+-- rewrite, suggest, next, status, command.
+local accept = require('unmask.accept')
+local block = require('unmask.block')
+local client = require('unmask.client')
+local config = require('unmask.config')
+local render = require('unmask.render')
+local state = require('unmask.state')
+local util = require('unmask.util')
+
+local M = {}
+
+local initialized = false
+local group = vim.api.nvim_create_augroup('unmask', { clear = true })
+local timer = nil
+local stopped = false -- :Unmask stop holds until :Unmask start (no autostart meanwhile)
+
+-- A file buffer of a filetype in `filetypes`.
+local function serves(bufnr)
+  if vim.bo[bufnr].buftype ~= '' or vim.api.nvim_buf_get_name(bufnr) == '' then
+    return false
+  end
+  local fts = config.options.filetypes
+  return vim.tbl_contains(fts, '*') or vim.tbl_contains(fts, vim.bo[bufnr].filetype)
+end
+
+local function in_insert()
+  return vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
+end
+
+-- Everything shown is cleared when the buffer moves on, the cursor leaves, or insert mode ends.
+local function on_changed(args)
+  local bufnr = args.buf
+  local st = state.peek(bufnr)
+  if not st then
+    return
+  end
+  local version = util.buf_version(bufnr)
+  if st.suggestion and st.suggestion.version ~= version then
+    st.suggestion = nil
+    render.clear(bufnr)
+  end
+  if st.block and st.block.version ~= version then
+    block.reject(bufnr, false)
+  end
+  if st.request and st.request.version ~= version then
+    client.cancel(bufnr)
+    render.clear(bufnr)
+  end
+end
+
+local function on_cursor(args)
+  local bufnr = args.buf
+  local st = state.peek(bufnr)
+  if not st then
+    return
+  end
+  local cursor = vim.api.nvim_win_get_cursor(0)
+  local row, col = cursor[1] - 1, cursor[2]
+  local s = st.suggestion
+  if s and (s.row ~= row or s.col ~= col) then
+    st.suggestion = nil
+    render.clear(bufnr)
+  end
+  local request = st.request
+  if request then
+    local moved
+    if request.kind == 'infill' then
+      moved = request.cursor and (request.cursor[1] ~= row or request.cursor[2] ~= col)
+    else
+      moved = request.rows and (row < request.rows[1] or row > request.rows[2])
+    end
+    if moved then
+      client.cancel(bufnr)
+      render.clear(bufnr)
+    end
+  end
+  local b = st.block
+  if b and b.rows and (row < b.rows[1] or row > b.rows[2]) then
+    block.reject(bufnr, false)
+  end
+end
+
+local function on_insert_leave(args)
+  local st = state.peek(args.buf)
+  if not st then
+    return
+  end
+  if st.request then
+    client.cancel(args.buf)
+  end
+  st.suggestion = nil
+  block.reject(args.buf, false)
+  render.clear(args.buf)
+end
+
+local function schedule_auto()
+  if timer then
+    timer:stop()
+  else
+    timer = (vim.uv or vim.loop).new_timer()
+  end
+  timer:start(config.options.debounce, 0, vim.schedule_wrap(function()
+    if in_insert() and client.get() then
+      client.complete(true)
+    end
+  end))
+end
+
+local function create_autocmds()
+  vim.api.nvim_clear_autocmds({ group = group })
+  vim.api.nvim_create_autocmd({ 'TextChanged', 'TextChangedI', 'TextChangedP' }, {
+    group = group,
+    callback = on_changed,
+  })
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI' }, { group = group, callback = on_cursor })
+  vim.api.nvim_create_autocmd('InsertLeave', { group = group, callback = on_insert_leave })
+  vim.api.nvim_create_autocmd({ 'BufLeave', 'BufUnload' }, {
+    group = group,
+    callback = function(args)
+      on_insert_leave(args)
+      if args.event == 'BufUnload' then
+        state.forget(args.buf)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = render.define_highlights })
+  if config.options.auto_trigger then
+    vim.api.nvim_create_autocmd({ 'InsertEnter', 'TextChangedI' }, {
+      group = group,
+      callback = function(args)
+        if client.get() and client.attach(args.buf) then
+          schedule_auto()
+        end
+      end,
+    })
+  end
+  vim.api.nvim_create_autocmd({ 'FileType', 'BufEnter' }, {
+    group = group,
+    callback = function(args)
+      if config.options.autostart and not stopped and not client.get() and serves(args.buf) then
+        client.start()
+      end
+    end,
+  })
+end
+
+local plug = {
+  complete = { 'i', function() M.complete() end },
+  accept = { { 'i', 'n' }, function() M.accept() end }, -- normal mode: block edits
+  accept_line = { 'i', function() M.accept_line() end },
+  accept_word = { 'i', function() M.accept_word() end },
+  dismiss = { { 'i', 'n' }, function() M.dismiss() end },
+}
+
+local function create_mappings()
+  for action, spec in pairs(plug) do
+    local name = '<Plug>(unmask-' .. action:gsub('_', '-') .. ')'
+    vim.keymap.set(spec[1], name, spec[2], { silent = true, desc = 'unmask: ' .. action:gsub('_', ' ') })
+  end
+  for action, lhs in pairs(config.keymaps()) do
+    local name = '<Plug>(unmask-' .. action:gsub('_', '-') .. ')'
+    vim.keymap.set(plug[action][1], lhs, name, { remap = true, silent = true, desc = 'unmask: ' .. action })
+  end
+end
+
+local function ensure()
+  if not initialized then
+    M.setup(config.options)
+  end
+end
+
+--- Configure the plugin (see lua/unmask/config.lua for the options). A bad value raises an error.
+function M.setup(opts)
+  config.setup(opts)
+  initialized = true
+  render.define_highlights()
+  create_autocmds()
+  create_mappings()
+  if config.options.autostart and serves(vim.api.nvim_get_current_buf()) then
+    client.start()
+  end
+end
+
+function M.start()
+  stopped = false
+  ensure()
+  return client.start()
+end
+
+function M.stop()
+  stopped = true
+  client.stop()
+end
+
+function M.complete()
+  ensure()
+  return client.complete(false)
+end
+
+local function accept_kind(kind)
+  ensure()
+  local bufnr = vim.api.nvim_get_current_buf()
+  if kind == 'all' and block.pending(bufnr) then
+    return block.accept(bufnr)
+  end
+  return accept.accept(kind, bufnr)
+end
+
+function M.accept()
+  return accept_kind('all')
+end
+
+function M.accept_line()
+  return accept_kind('line')
+end
+
+function M.accept_word()
+  return accept_kind('word')
+end
+
+function M.dismiss()
+  local bufnr = vim.api.nvim_get_current_buf()
+  local rejected = block.reject(bufnr, true)
+  accept.dismiss(bufnr)
+  return rejected
+end
+
+function M.rewrite(range)
+  ensure()
+  return block.request('rewrite', range)
+end
+
+function M.suggest(range)
+  ensure()
+  return block.request('suggest', range)
+end
+
+function M.next()
+  return block.next(vim.api.nvim_get_current_buf())
+end
+
+--- `unmask/status` of the running server, passed to `callback(err, result)`; printed when no
+--- callback is given.
+function M.status(callback)
+  local c = client.get()
+  if not c then
+    local text = 'unmask: not running (:Unmask start)'
+    if callback then
+      callback({ message = text }, nil)
+    else
+      util.message(text)
+    end
+    return
+  end
+  util.request(c, client.STATUS, vim.empty_dict(), function(err, result)
+    if callback then
+      return callback(err, result)
+    end
+    if err then
+      util.message('unmask: ' .. (err.message or 'status failed'), vim.log.levels.WARN)
+      return
+    end
+    util.message(('unmask: model %s on %s, %s positions, %d accepted, %d rejected%s'):format(
+      tostring(result.model), tostring(result.device), tostring(result.encoding),
+      result.accepted or 0, result.rejected or 0,
+      result.error ~= vim.NIL and result.error and (' (' .. result.error .. ')') or ''))
+  end, vim.api.nvim_get_current_buf())
+end
+
+M.subcommands = {
+  start = function() M.start() end,
+  stop = function() M.stop() end,
+  complete = function() M.complete() end,
+  accept = function() M.accept() end,
+  accept_line = function() M.accept_line() end,
+  accept_word = function() M.accept_word() end,
+  dismiss = function() M.dismiss() end,
+  rewrite = function(range) M.rewrite(range) end,
+  suggest = function(range) M.suggest(range) end,
+  next = function() M.next() end,
+  status = function() M.status() end,
+}
+
+--- `:Unmask {sub}`; `opts` is the user command's argument table.
+function M.command(opts)
+  local sub = opts.fargs[1] or 'status'
+  local fn = M.subcommands[sub]
+  if not fn then
+    util.message(('unmask: unknown subcommand %q (one of %s)'):format(sub,
+      table.concat(vim.tbl_keys(M.subcommands), ', ')), vim.log.levels.ERROR)
+    return
+  end
+  local range = (opts.range and opts.range > 0) and { opts.line1, opts.line2 } or nil
+  fn(range)
+end
+
+return M

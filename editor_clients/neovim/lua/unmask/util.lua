@@ -1,0 +1,123 @@
+-- Small helpers that hide the differences between Neovim 0.10 and 0.11+.
+local M = {}
+
+M.has_011 = vim.fn.has('nvim-0.11') == 1
+
+--- The LSP version Neovim last sent for `bufnr` (textDocument/didOpen, didChange).
+function M.buf_version(bufnr)
+  return vim.lsp.util.buf_versions[bufnr]
+end
+
+--- client:request / client.request, whichever this Neovim has. Returns ok, request_id.
+function M.request(client, method, params, handler, bufnr)
+  if M.has_011 then
+    return client:request(method, params, handler, bufnr)
+  end
+  return client.request(method, params, handler, bufnr)
+end
+
+function M.notify(client, method, params)
+  if M.has_011 then
+    return client:notify(method, params)
+  end
+  return client.notify(method, params)
+end
+
+function M.cancel_request(client, id)
+  if M.has_011 then
+    return client:cancel_request(id)
+  end
+  return client.cancel_request(id)
+end
+
+function M.is_stopped(client)
+  if M.has_011 then
+    return client:is_stopped()
+  end
+  return client.is_stopped()
+end
+
+function M.stop(client, force)
+  if M.has_011 then
+    return client:stop(force)
+  end
+  return client.stop(force)
+end
+
+--- Byte column of LSP `character` (in `encoding` code units) on `line`.
+function M.byte_col(line, character, encoding)
+  if encoding == 'utf-8' then
+    return math.min(character, #line)
+  end
+  local ok, col
+  if M.has_011 then
+    ok, col = pcall(vim.str_byteindex, line, encoding, character, false)
+  else
+    ok, col = pcall(vim.str_byteindex, line, character, encoding == 'utf-16')
+  end
+  if not ok or col == nil then
+    return #line
+  end
+  return math.min(col, #line)
+end
+
+--- Length of `text` (one line, no newline) in `encoding` code units.
+function M.units(text, encoding)
+  if encoding == 'utf-8' then
+    return #text
+  end
+  if M.has_011 then
+    return vim.str_utfindex(text, encoding, nil, false)
+  end
+  local utf32, utf16 = vim.str_utfindex(text)
+  return encoding == 'utf-16' and utf16 or utf32
+end
+
+--- The text of buffer line `row` (0-based); '' past the end.
+function M.line(bufnr, row)
+  return vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+end
+
+--- LSP position -> (row, byte col), both 0-based.
+function M.from_lsp(bufnr, position, encoding)
+  local row = position.line
+  local count = vim.api.nvim_buf_line_count(bufnr)
+  if row >= count then
+    local last = count - 1
+    return last, #M.line(bufnr, last)
+  end
+  return row, M.byte_col(M.line(bufnr, row), position.character, encoding)
+end
+
+--- Split `text` on newlines ("\r\n" counts as one); always at least one element.
+function M.split_lines(text)
+  return vim.split((text:gsub('\r\n', '\n')), '\n', { plain = true })
+end
+
+--- Tabs drawn as spaces (virtual text does not expand them).
+function M.expand_tabs(text, bufnr)
+  if not text:find('\t', 1, true) then
+    return text
+  end
+  local width = vim.bo[bufnr].tabstop
+  return (text:gsub('\t', string.rep(' ', width)))
+end
+
+--- Report to the user (scheduled when called from a fast event).
+function M.message(text, level)
+  level = level or vim.log.levels.INFO
+  if vim.in_fast_event() then
+    vim.schedule(function()
+      vim.notify(text, level, { title = 'unmask' })
+    end)
+  else
+    vim.notify(text, level, { title = 'unmask' })
+  end
+end
+
+--- Fire `User <pattern>` with data (for statuslines, tests and user hooks).
+function M.emit(pattern, data)
+  pcall(vim.api.nvim_exec_autocmds, 'User', { pattern = pattern, modeline = false, data = data })
+end
+
+return M

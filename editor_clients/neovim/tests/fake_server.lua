@@ -1,0 +1,103 @@
+-- A scripted, in-process language server for client-logic tests that must not depend on what a
+-- model happens to say (position encodings, partial accepts). It speaks the same `unmask/`
+-- messages as the real server; the end-to-end tests use the real one.
+--
+--   local fake = require('fake_server').new({ encoding = 'utf-16', infill = 'text', steps = 3 })
+--   require('unmask').setup({ cmd = fake.cmd })
+local M = {}
+
+function M.new(script)
+  local fake = { script = script, documents = {}, requests = {}, notifications = {} }
+  local next_id = 0
+
+  function fake.cmd(dispatchers)
+    local closing = false
+    local server = {}
+
+    local function reply(callback, notify_reply, id, err, result)
+      vim.schedule(function()
+        callback(err, result)
+        if notify_reply then
+          notify_reply(id)
+        end
+      end)
+    end
+
+    function server.request(method, params, callback, notify_reply)
+      next_id = next_id + 1
+      local id = next_id
+      table.insert(fake.requests, { id = id, method = method, params = params })
+      if method == 'initialize' then
+        local offered = params.capabilities.general.positionEncodings
+        fake.offered = offered
+        reply(callback, notify_reply, id, nil, {
+          capabilities = {
+            positionEncoding = script.encoding or offered[1],
+            textDocumentSync = { openClose = true, change = 1 },
+            inlineCompletionProvider = true,
+          },
+          serverInfo = { name = 'fake-unmask' },
+        })
+      elseif method == 'textDocument/inlineCompletion' then
+        local uri = params.textDocument.uri
+        local doc = fake.documents[uri]
+        local position = params.position
+        local range = { start = position, ['end'] = position }
+        local steps = script.steps or 2
+        -- previews: the text masked, then resolving from the left, then final
+        for step = 0, steps do
+          local cut = math.floor(#script.infill * step / steps)
+          local segments = {
+            { text = script.infill:sub(1, cut), resolved = true },
+            { text = string.rep('░', math.max(0, math.ceil((#script.infill - cut) / 4))), resolved = false },
+          }
+          vim.schedule(function()
+            dispatchers.notification('unmask/preview', {
+              id = id, uri = uri, version = doc.version, range = range, mode = 'infill',
+              step = step, steps = steps, segments = segments,
+              text = segments[1].text .. segments[2].text, final = step == steps, cancelled = false,
+            })
+          end)
+        end
+        reply(callback, notify_reply, id, nil, { items = { { insertText = script.infill, range = range } } })
+      elseif method == 'shutdown' then
+        reply(callback, notify_reply, id, nil, vim.NIL)
+      else
+        reply(callback, notify_reply, id, { code = -32601, message = 'fake: no ' .. method }, nil)
+      end
+      return true, id
+    end
+
+    function server.notify(method, params)
+      table.insert(fake.notifications, { method = method, params = params })
+      if method == 'textDocument/didOpen' then
+        local d = params.textDocument
+        fake.documents[d.uri] = { version = d.version, text = d.text }
+      elseif method == 'textDocument/didChange' then
+        local doc = fake.documents[params.textDocument.uri]
+        doc.version = params.textDocument.version
+        doc.text = params.contentChanges[#params.contentChanges].text
+      elseif method == 'exit' then
+        closing = true
+        vim.schedule(function()
+          dispatchers.on_exit(0, 0)
+        end)
+      end
+      return true
+    end
+
+    function server.is_closing()
+      return closing
+    end
+
+    function server.terminate()
+      closing = true
+    end
+
+    return server
+  end
+
+  return fake
+end
+
+return M

@@ -1,0 +1,42 @@
+// A fake connection (the `Requester` the controllers talk through).
+
+import type { Requester } from '../protocol';
+import type { TextEditor } from '../vscodeapi';
+import type { StubEditor } from './stub/vscode';
+
+export interface Sent {
+    method: string;
+    params: unknown;
+}
+
+export class FakeConnection implements Requester {
+    readonly requests: Sent[] = [];
+    readonly notifications: Sent[] = [];
+
+    constructor(private readonly answer: (method: string, params: unknown) => unknown) {}
+
+    sendRequest<R>(method: string, params: unknown): Promise<R> {
+        this.requests.push({ method, params });
+        try {
+            const value = this.answer(method, params);
+            return value instanceof Promise ? (value as Promise<R>) : Promise.resolve(value as R);
+        } catch (error) {
+            return Promise.reject(error);
+        }
+    }
+
+    sendNotification(method: string, params: unknown): Promise<void> {
+        this.notifications.push({ method, params });
+        return Promise.resolve();
+    }
+}
+
+/** A JSON-RPC error as vscode-jsonrpc rejects with. */
+export function rpcError(code: number, message: string): Error & { code: number } {
+    return Object.assign(new Error(message), { code });
+}
+
+/** The stub editor where the extension expects VS Code's (the stub implements what it uses). */
+export function asEditor(editor: StubEditor): TextEditor {
+    return editor as unknown as TextEditor;
+}
