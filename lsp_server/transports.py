@@ -29,9 +29,9 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def send_error(protocol: JsonRPCProtocol, msg_id: Any, code: int, message: str) -> None:
-    protocol._send_data(
-        types.ResponseErrorMessage(id=msg_id, error=types.ResponseError(code=code, message=message))
-    )
+    # A plain mapping, so that an unknown id is sent as `"id": null` as JSON-RPC requires
+    # (pygls's typed message drops a None id).
+    protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
 
 
 def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
