@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
-from typing import Iterable, Iterator, Optional
 
 
 class Genre(Enum):
@@ -40,7 +40,7 @@ class Loan:
     isbn: str
     member: str
     borrowed: date
-    returned: Optional[date] = None
+    returned: date | None = None
 
 
 def average_rating(book: Book) -> float:
@@ -153,7 +153,7 @@ def busiest_members(loans: Iterable[Loan], limit: int = 3) -> list[tuple[str, in
     return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))[:limit]
 
 
-def rating_spread(book: Book) -> Optional[float]:
+def rating_spread(book: Book) -> float | None:
     """Return the standard deviation of a book's ratings, if it has two or more."""
     if len(book.ratings) < 2:
         return None
@@ -198,7 +198,7 @@ class Catalogue:
             existing.copies += book.copies
             existing.ratings.extend(book.ratings)
 
-    def find(self, isbn: str) -> Optional[Book]:
+    def find(self, isbn: str) -> Book | None:
         """Look up a book by ISBN, accepting hyphenated input."""
         return self._books.get(normalize_isbn(isbn))
 
@@ -289,16 +289,47 @@ def load_catalogue(text: str) -> Catalogue:
 
 
 SAMPLE = [
-    {"isbn": "978-0-14-143951-8", "title": "Middlemarch", "author": "George Eliot",
-     "year": 1871, "genre": "fiction", "copies": 2, "ratings": [5, 4, 5]},
-    {"isbn": "978-0-14-043951-0", "title": "Silas Marner", "author": "George Eliot",
-     "year": 1861, "genre": "fiction", "ratings": [4, 3]},
-    {"isbn": "978-0-553-38016-3", "title": "A Brief History of Time",
-     "author": "Stephen Hawking", "year": 1988, "genre": "science", "ratings": [4]},
-    {"isbn": "978-0-375-72520-0", "title": "The Guns of August",
-     "author": "Barbara Tuchman", "year": 1962, "genre": "History", "copies": 1},
-    {"isbn": "978-0-06-440055-8", "title": "Where the Sidewalk Ends",
-     "author": "Shel Silverstein", "year": 1974, "genre": "poetry", "ratings": [5, 5]},
+    {
+        "isbn": "978-0-14-143951-8",
+        "title": "Middlemarch",
+        "author": "George Eliot",
+        "year": 1871,
+        "genre": "fiction",
+        "copies": 2,
+        "ratings": [5, 4, 5],
+    },
+    {
+        "isbn": "978-0-14-043951-0",
+        "title": "Silas Marner",
+        "author": "George Eliot",
+        "year": 1861,
+        "genre": "fiction",
+        "ratings": [4, 3],
+    },
+    {
+        "isbn": "978-0-553-38016-3",
+        "title": "A Brief History of Time",
+        "author": "Stephen Hawking",
+        "year": 1988,
+        "genre": "science",
+        "ratings": [4],
+    },
+    {
+        "isbn": "978-0-375-72520-0",
+        "title": "The Guns of August",
+        "author": "Barbara Tuchman",
+        "year": 1962,
+        "genre": "History",
+        "copies": 1,
+    },
+    {
+        "isbn": "978-0-06-440055-8",
+        "title": "Where the Sidewalk Ends",
+        "author": "Shel Silverstein",
+        "year": 1974,
+        "genre": "poetry",
+        "ratings": [5, 5],
+    },
     {"title": "Missing ISBN", "author": "Nobody", "year": 2000},
 ]
 

@@ -95,7 +95,10 @@ def weight_files(folder: Path) -> list[Path]:
 
 
 def read_state_dict(
-    folder: Path, rename=lambda name: name, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+    folder: Path,
+    rename=lambda name: name,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
     """Tensors under our names, moved one at a time to `device` in `dtype` (no full copy on the host)."""
     state: dict[str, torch.Tensor] = {}
@@ -166,7 +169,9 @@ def check_tensors(model: DiffusionTransformer, state: dict[str, torch.Tensor]) -
             )
     unknown = [k for k in state if k not in expected]
     if unknown:
-        raise CheckpointError(f"checkpoint has tensors this architecture does not use: {', '.join(unknown[:5])}")
+        raise CheckpointError(
+            f"checkpoint has tensors this architecture does not use: {', '.join(unknown[:5])}"
+        )
 
 
 def load_checkpoint(
@@ -182,7 +187,9 @@ def load_checkpoint(
     codec = TextCodec.from_file(tokenizer_path, SpecialIds(mask=-1, bos=None, eos=None, pad=None, null=None))
     codec = TextCodec.from_file(tokenizer_path, read_special_ids(config, codec, folder))
     if codec.vocab_size > config.vocab_size:
-        raise CheckpointError(f"tokenizer has {codec.vocab_size} tokens but the model only {config.vocab_size}")
+        raise CheckpointError(
+            f"tokenizer has {codec.vocab_size} tokens but the model only {config.vocab_size}"
+        )
     device = torch.device(device)
     with torch.device("meta"):
         model = DiffusionTransformer(config)

@@ -9,8 +9,8 @@ plugs in the same way), so there is one loop for every strategy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -116,7 +116,9 @@ def _commit_rows(
     )
 
 
-def restrict_null(logits: torch.Tensor, state: DenoiseState, span: torch.Tensor, null_id: int) -> torch.Tensor:
+def restrict_null(
+    logits: torch.Tensor, state: DenoiseState, span: torch.Tensor, null_id: int
+) -> torch.Tensor:
     """Null fills only the tail of a span, as in training, and never its first position.
 
     Without this, the confident nulls of a span's tail pull earlier positions

@@ -47,8 +47,14 @@ LLADA_TENSORS = [
     (r"^model\.transformer\.ln_f\.weight$", "model.norm.weight"),
     (r"^model\.transformer\.ff_out\.weight$", "lm_head.weight"),
     (r"^model\.transformer\.blocks\.(\d+)\.attn_norm\.weight$", r"model.layers.\1.input_layernorm.weight"),
-    (r"^model\.transformer\.blocks\.(\d+)\.ff_norm\.weight$", r"model.layers.\1.post_attention_layernorm.weight"),
-    (r"^model\.transformer\.blocks\.(\d+)\.(q|k|v)_proj\.weight$", r"model.layers.\1.self_attn.\2_proj.weight"),
+    (
+        r"^model\.transformer\.blocks\.(\d+)\.ff_norm\.weight$",
+        r"model.layers.\1.post_attention_layernorm.weight",
+    ),
+    (
+        r"^model\.transformer\.blocks\.(\d+)\.(q|k|v)_proj\.weight$",
+        r"model.layers.\1.self_attn.\2_proj.weight",
+    ),
     (r"^model\.transformer\.blocks\.(\d+)\.attn_out\.weight$", r"model.layers.\1.self_attn.o_proj.weight"),
     # LLaDA's gate is ff_proj: act(ff_proj(x)) * up_proj(x), then ff_out.
     (r"^model\.transformer\.blocks\.(\d+)\.ff_proj\.weight$", r"model.layers.\1.mlp.gate_proj.weight"),
@@ -111,7 +117,9 @@ def family_name(raw: Mapping[str, Any]) -> str:
         return "llada"
     if any(a in GEMMA_ARCHITECTURES for a in architectures) or model_type == "diffusion_gemma":
         return "diffusion_gemma"
-    if model_type in ("dream", "qwen2") or any(a in ("DreamModel", "Qwen2ForCausalLM", "Qwen2Model") for a in architectures):
+    if model_type in ("dream", "qwen2") or any(
+        a in ("DreamModel", "Qwen2ForCausalLM", "Qwen2Model") for a in architectures
+    ):
         return "qwen2"
     raise UnknownArchitecture(
         f"unknown architecture {list(architectures) or model_type or '(none given)'}: unmask runs the Qwen2 "

@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--blocks", default="16,32,64", help="comma-separated block lengths in tokens")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument(
-        "--context", type=int, default=None, help="context tokens (3/4 prefix, 1/4 suffix); default: the model's window"
+        "--context",
+        type=int,
+        default=None,
+        help="context tokens (3/4 prefix, 1/4 suffix); default: the model's window",
     )
     add_model_options(bench)
 

@@ -16,7 +16,6 @@ import re
 import sys
 from typing import Any
 
-from lsprotocol import types
 from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.protocol import JsonRPCProtocol
 

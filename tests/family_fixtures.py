@@ -18,7 +18,9 @@ CORPUS = [
     "class Point:\n    def __init__(self, x):\n        self.x = x\n",
     "import os\nvalue = os.path.join('a', 'b')\n",
 ] * 20
-SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+SHAPE = dict(
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+)
 
 
 def byte_level_tokenizer(specials: list[str], vocab_size: int = 300) -> Tokenizer:
@@ -75,7 +77,10 @@ def write_dream(folder: Path, *, dreamon: bool = False, sharded: bool = False, s
     state = {k: v.to(torch.bfloat16) for k, v in random_qwen2_state(config, seed).items()}
     if sharded:
         names = sorted(state)
-        halves = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+        halves = {
+            "model-00001-of-00002.safetensors": names[::2],
+            "model-00002-of-00002.safetensors": names[1::2],
+        }
         for file, keys in halves.items():
             save_file({k: state[k].contiguous() for k in keys}, str(folder / file), metadata={"format": "pt"})
         weight_map = {k: file for file, keys in halves.items() for k in keys}

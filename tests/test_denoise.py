@@ -65,9 +65,7 @@ def test_threshold_commits_every_confident_position_and_respects_its_budget(engi
 def test_one_per_step_takes_one_forward_per_token(engine):
     _, states = states_for(engine, one_per_step(), lengths=(12,))
     assert states[-1].forwards == 12
-    assert all(
-        int(b.remaining[0]) - int(a.remaining[0]) == 1 for b, a in itertools.pairwise(states)
-    )
+    assert all(int(b.remaining[0]) - int(a.remaining[0]) == 1 for b, a in itertools.pairwise(states))
 
 
 def test_engine_snapshots_end_with_plain_text(engine):

@@ -33,8 +33,13 @@ def test_dream_family_matches_qwen2_with_logits_shifted(tmp_path):
     assert checkpoint.codec.specials.mask == raw["mask_token_id"]
     assert checkpoint.codec.specials.eos == raw["eos_token_id"]
     hf_config = transformers.Qwen2Config(
-        vocab_size=raw["vocab_size"], **SHAPE, max_position_embeddings=512, rope_theta=10000.0,
-        rms_norm_eps=1e-6, tie_word_embeddings=False, attn_implementation="sdpa",
+        vocab_size=raw["vocab_size"],
+        **SHAPE,
+        max_position_embeddings=512,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        attn_implementation="sdpa",
     )
     reference = transformers.Qwen2ForCausalLM(hf_config).eval()
     state = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
@@ -72,10 +77,19 @@ def test_llada_family_matches_llama_after_renaming(tmp_path, monkeypatch):
     raw = json.loads((folder / "config.json").read_text())
     assert checkpoint.codec.specials.mask == raw["mask_token_id"]
     hf_config = transformers.LlamaConfig(
-        vocab_size=raw["vocab_size"], hidden_size=raw["d_model"], intermediate_size=raw["mlp_hidden_size"],
-        num_hidden_layers=raw["n_layers"], num_attention_heads=raw["n_heads"], num_key_value_heads=raw["n_kv_heads"],
-        max_position_embeddings=512, rope_theta=raw["rope_theta"], rms_norm_eps=raw["rms_norm_eps"],
-        tie_word_embeddings=False, attention_bias=False, mlp_bias=False, attn_implementation="sdpa",
+        vocab_size=raw["vocab_size"],
+        hidden_size=raw["d_model"],
+        intermediate_size=raw["mlp_hidden_size"],
+        num_hidden_layers=raw["n_layers"],
+        num_attention_heads=raw["n_heads"],
+        num_key_value_heads=raw["n_kv_heads"],
+        max_position_embeddings=512,
+        rope_theta=raw["rope_theta"],
+        rms_norm_eps=raw["rms_norm_eps"],
+        tie_word_embeddings=False,
+        attention_bias=False,
+        mlp_bias=False,
+        attn_implementation="sdpa",
     )
     reference = transformers.LlamaForCausalLM(hf_config).eval()
     reference.load_state_dict(state)
@@ -93,7 +107,9 @@ def test_wrong_folders_each_get_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "empty")
 
     raw = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**raw, "architectures": ["MambaForCausalLM"], "model_type": "mamba"}))
+    (folder / "config.json").write_text(
+        json.dumps({**raw, "architectures": ["MambaForCausalLM"], "model_type": "mamba"})
+    )
     with pytest.raises(CheckpointError, match="unknown architecture"):
         load_checkpoint(folder)
     (folder / "config.json").write_text(json.dumps(raw))

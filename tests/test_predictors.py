@@ -15,7 +15,9 @@ SUFFIX = "\n    return found\n"
 
 def canvas_for(engine, span: int = 24):
     codec = engine.codec
-    return build_canvas(prefix_window(codec, PREFIX, 192), suffix_window(codec, SUFFIX, 64), [span], codec.specials)
+    return build_canvas(
+        prefix_window(codec, PREFIX, 192), suffix_window(codec, SUFFIX, 64), [span], codec.specials
+    )
 
 
 def test_block_only_pass_right_after_a_refresh_equals_the_full_pass(engine):
