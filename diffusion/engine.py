@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from diffusion.canvas import Canvas, build_canvas, build_remask_canvas, prefix_window, suffix_window
-from diffusion.checkpoint import Checkpoint, load_checkpoint
+from diffusion.checkpoint import Checkpoint, load_checkpoint, read_raw_config
 from diffusion.confidence import CONFIDENCES, log_probability
 from diffusion.denoise import DenoiseState, denoise
 from diffusion.device import pick_device
+from diffusion.families import UnknownArchitecture, family_name
 from diffusion.hub import resolve_model
 from diffusion.length import expand_delete
 from diffusion.predictors import CachedContext
@@ -107,6 +108,10 @@ class Engine:
     def load(cls, model: str | Path | None = None, device: str | None = None) -> Engine:
         folder = resolve_model(model)
         torch_device, dtype = pick_device(device)
+        if is_diffusion_gemma(folder):
+            from diffusion.gemma_adapter import load_gemma  # transformers' DiffusionGemma, imported only here
+
+            return load_gemma(folder, torch_device, dtype)
         checkpoint = load_checkpoint(folder, torch_device, dtype)
         return cls(checkpoint, torch_device, settings_for(checkpoint))
 
@@ -238,6 +243,16 @@ class Engine:
                     runs.append(Segment(self.codec.decode(span_ids[start:i]), True, i - start))
                 start = i
         return tuple(r for r in runs if r.text or not r.resolved)
+
+
+def is_diffusion_gemma(folder: Path) -> bool:
+    """Whether `folder` holds a DiffusionGemma checkpoint (run by transformers, not our transformer)."""
+    if not (folder / "config.json").is_file():
+        return False  # load_checkpoint names what is missing
+    try:
+        return family_name(read_raw_config(folder)) == "diffusion_gemma"
+    except (UnknownArchitecture, ValueError):
+        return False  # load_checkpoint reports it with the file's name
 
 
 def settings_for(checkpoint: Checkpoint) -> EngineSettings:

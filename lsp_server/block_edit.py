@@ -130,6 +130,8 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
         raise ParamsError("no block to edit at this position")
     settings = session.settings
     engine = await session.shared.host.wait(settings.load_wait_seconds)
+    if request.mode == "suggest" and not getattr(engine, "supports_suggest", True):
+        raise ParamsError("suggest mode needs a masked model; this model only rewrites and infills")
     block = document.text[region.start : region.end]
     prefix, suffix = document.text[: region.start], document.text[region.end :]
     tokens = engine.count_tokens(block)
