@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from diffusion.canvas import prefix_window, suffix_window
 from diffusion.engine import Engine
 from diffusion.schedule import one_per_step
 
@@ -72,8 +73,8 @@ def measure(engine: Engine, schedule, prefix: str, suffix: str, block: int, repe
 def run_rows(engine: Engine, blocks: list[int], repeats: int) -> list[BenchRow]:
     prefix, suffix = bench_input()
     settings = engine.settings
-    context = len(engine.codec.encode(prefix[-settings.max_prefix * 8 :])[-settings.max_prefix :])
-    context += len(engine.codec.encode(suffix[: settings.max_suffix * 8])[: settings.max_suffix])
+    context = len(prefix_window(engine.codec, prefix, settings.max_prefix))
+    context += len(suffix_window(engine.codec, suffix, settings.max_suffix))
     for _ in engine.infill(prefix, suffix, [8]):  # warm-up: first-call allocations
         pass
     rows: list[BenchRow] = []
