@@ -59,6 +59,7 @@ class Candidate:
     span_length: int
     segments: tuple[Segment, ...]
     score: float  # mean log-probability per committed position
+    nulls: int = 0  # committed null positions: the span was longer than its text
 
     @property
     def text(self) -> str:
@@ -132,8 +133,13 @@ class Engine:
         suffix: str,
         span_lengths: Sequence[int] | None = None,
         schedule: Schedule | None = None,
+        exact_length: bool = False,
     ) -> Iterator[InfillSnapshot]:
-        """Stream snapshots of the span(s) between `prefix` and `suffix`; the last is final."""
+        """Stream snapshots of the span(s) between `prefix` and `suffix`; the last is final.
+
+        With `exact_length` every span position gets a real token (no null, no
+        length control): the caller knows how long the middle is, as an oracle does.
+        """
         lengths = [min(max(1, k), self.settings.max_span) for k in (span_lengths or [self.settings.max_span])]
         codec = self.codec
         canvas = build_canvas(
@@ -143,7 +149,7 @@ class Engine:
             codec.specials,
             self.device,
         )
-        yield from self._run(canvas, schedule)
+        yield from self._run(canvas, schedule, exact_length)
 
     def count_tokens(self, text: str) -> int:
         return len(self.codec.encode(text))
@@ -188,10 +194,17 @@ class Engine:
             self.device,
         )
 
-    def _run(self, canvas: Canvas, schedule: Schedule | None) -> Iterator[InfillSnapshot]:
+    def _run(
+        self, canvas: Canvas, schedule: Schedule | None, exact_length: bool = False
+    ) -> Iterator[InfillSnapshot]:
         specials = self.codec.specials
         resize = None
-        if self.length_control and canvas.ids.shape[0] == 1:
+        banned, null = self.banned_ids, specials.null
+        if exact_length:
+            length_ids = (specials.null, specials.expand, specials.eos)
+            banned = tuple(dict.fromkeys((*banned, *(i for i in length_ids if i is not None))))
+            null = None
+        elif self.length_control and canvas.ids.shape[0] == 1:
             resize = expand_delete(
                 specials.expand, specials.eos, specials.mask, canvas.span_start, self.settings.max_span
             )
@@ -202,9 +215,9 @@ class Engine:
             canvas,
             schedule or self.settings.default_schedule(),
             CONFIDENCES[self.settings.confidence],
-            self.banned_ids,
+            banned,
             resize,
-            specials.null,
+            null,
         )
         for state in states:
             yield self.snapshot(state, canvas.span_start, state.span_lengths)
@@ -222,7 +235,9 @@ class Engine:
             span_masked = masked[row][span_start : span_start + k]
             committed = k - sum(span_masked)
             score = float(state.score[row]) / committed if committed else -math.inf
-            candidates.append(Candidate(k, self.segments(span_ids, span_masked), score))
+            null = self.codec.specials.null
+            nulls = sum(1 for i, m in zip(span_ids, span_masked, strict=True) if not m and i == null)
+            candidates.append(Candidate(k, self.segments(span_ids, span_masked), score, nulls))
         return InfillSnapshot(
             step=state.step,
             steps=state.steps,

@@ -474,6 +474,7 @@ class GemmaEngine:
         suffix: str,
         span_lengths: Sequence[int] | None = None,
         schedule: Any = None,
+        exact_length: bool = False,
     ) -> Iterator[InfillSnapshot]:
         """Snapshots of the middle between `prefix` and `suffix`: step 0, then one per denoising step.
 
@@ -483,7 +484,8 @@ class GemmaEngine:
         batch); a length bounds that candidate's answer to about that many
         tokens. `schedule` (the masked engine's commit rule) has no meaning
         here and is ignored: the checkpoint's generation config (or
-        `denoising_steps`) decides the steps.
+        `denoising_steps`) decides the steps. `exact_length` cannot be honoured
+        (the answer is free text) and is ignored too: a length only bounds it.
         """
         lengths = [
             min(max(1, int(k)), self.settings.max_span) for k in (span_lengths or [self.settings.max_span])

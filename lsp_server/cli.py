@@ -20,6 +20,26 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: auto)")
 
 
+def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
+    evaluate = commands.add_parser("eval", help="score a model on infill tasks")
+    benchmarks = evaluate.add_subparsers(dest="benchmark", required=True)
+    humaneval = benchmarks.add_parser("humaneval-infilling", help="pass@1 on HumanEval-Infilling, tests executed")
+    humaneval.add_argument("--subset", choices=("single-line", "multi-line"), default="single-line")
+    humaneval.add_argument("--limit", type=int, default=None, help="N tasks spread evenly over the set")
+    humaneval.add_argument("--length", choices=("oracle", "fixed", "auto"), default="auto")
+    humaneval.add_argument("--k", type=int, default=None, help="span tokens for --length fixed (default: budget)")
+    humaneval.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
+    humaneval.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
+    humaneval.add_argument("--no-cache", action="store_true", help="recompute the whole canvas every step")
+    humaneval.add_argument("--output", type=Path, default=None, help="write one JSON line per task here")
+    humaneval.add_argument("--json", action="store_true", help="print the summary as JSON")
+    jsonl = benchmarks.add_parser("jsonl", help="exact match, parse rate, edit similarity on a jsonl file")
+    jsonl.add_argument("file", type=Path, help="lines {task_id, prefix, suffix, middle}")
+    jsonl.add_argument("--k", type=int, default=None, help="span budget in tokens (default: multi-line budget)")
+    jsonl.add_argument("--json", action="store_true")
+    return [humaneval, jsonl]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unmask", description="Diffusion-native code infill and block rewrites for editors."
@@ -59,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="context tokens (3/4 prefix, 1/4 suffix); default: the model's window",
     )
     add_model_options(bench)
+
+    for parser_ in add_eval_parser(commands):
+        add_model_options(parser_)
 
     doctor = commands.add_parser("doctor", help="report the device, free memory and the model's facts")
     doctor.add_argument("--json", action="store_true")
@@ -108,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         from diffusion.infill_jsonl import run_infill_jsonl
 
         return run_infill_jsonl(args)
+    if args.command == "eval":
+        from lsp_server.evaluate import run_eval
+
+        return run_eval(args)
     if args.command == "doctor":
         from diffusion.doctor import run_doctor
 

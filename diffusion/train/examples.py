@@ -53,6 +53,10 @@ def split_single_line(lines: list[str], rng: random.Random) -> TextSplit | None:
         return None
     i = rng.choice(candidates)
     line = lines[i]
+    if rng.random() < 0.3:
+        # The whole line, indent and newline included: the shape of a line-level
+        # infill benchmark (HumanEval-Infilling) and of a cursor at column 0.
+        return TextSplit("".join(lines[:i]), line, "".join(lines[i + 1 :]))
     body = line.rstrip("\r\n")
     start = rng.randint(indent_of(body), max(indent_of(body), len(body) - 1))
     # Mostly the rest of the line (typing at its end); sometimes a piece inside it.
@@ -68,7 +72,7 @@ def split_multi_line(lines: list[str], rng: random.Random) -> TextSplit | None:
     j = min(len(lines), i + rng.randint(1, 8))
     first = lines[i]
     # An editor's cursor on a fresh line sits after the indent.
-    start = indent_of(first) if rng.random() < 0.7 else 0
+    start = indent_of(first) if rng.random() < 0.5 else 0
     middle = first[start:] + "".join(lines[i + 1 : j])
     if rng.random() < 0.5:
         middle = middle.rstrip("\n")  # cursor line already ends; the suffix holds the newline
@@ -81,12 +85,22 @@ def split_multi_line(lines: list[str], rng: random.Random) -> TextSplit | None:
 def split_text(text: str, rng: random.Random) -> TextSplit | None:
     lines = text.splitlines(keepends=True)
     roll = rng.random()
-    if roll < 0.05:
+    if roll < 0.02:
         cut = rng.randint(0, len(text))
         return TextSplit(text[:cut], "", text[cut:])
     if roll < 0.5:
         return split_single_line(lines, rng)
     return split_multi_line(lines, rng)
+
+
+def padded_length(middle_tokens: int, max_span: int, rng: random.Random) -> int:
+    """Span length k for a middle: half the time a few nulls past it (a length guess
+    that is nearly right), half the time anywhere up to the budget. Uniform slack
+    alone makes null the majority target, and the model learned to end spans early."""
+    low = max(1, middle_tokens)
+    if rng.random() < 0.5:
+        return min(max_span, low + rng.randint(0, 4))
+    return rng.randint(low, max_span)
 
 
 def build_example(
@@ -107,7 +121,7 @@ def build_example(
         suffix_budget = limits.max_suffix if rng.random() < 0.8 else rng.randint(0, limits.max_suffix)
         prefix = codec.encode(split.prefix[-prefix_budget * 8 :])[-prefix_budget:] if prefix_budget else []
         suffix = codec.encode(split.suffix[: suffix_budget * 8])[:suffix_budget] if suffix_budget else []
-        span_length = rng.randint(max(1, len(middle)), limits.max_span)
+        span_length = padded_length(len(middle), limits.max_span, rng)
         span = middle + [specials.null] * (span_length - len(middle))
         ids = (specials.bos, *prefix, *span, *suffix, specials.eos)
         return Example(ids=ids, span_start=1 + len(prefix), span_length=span_length)

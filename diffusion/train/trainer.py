@@ -38,7 +38,7 @@ class ModelShape:
     num_hidden_layers: int = 6
     num_attention_heads: int = 8
     num_key_value_heads: int = 4
-    max_position_embeddings: int = 1024
+    max_position_embeddings: int = 4096
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Scoring models on infill tasks: HumanEval-Infilling by running tests, and jsonl tasks by text metrics."""

@@ -1,0 +1,92 @@
+"""Runs inside the sandbox's child process: installs an audit hook, then runs the program.
+
+Usage: python -I sandbox_guard.py PROGRAM. The hook (PEP 578; it cannot be
+removed once added) refuses network sockets, new processes, native code
+loading, and any file change outside the working directory. It is one layer:
+the parent also sets resource limits and a wall-clock timeout.
+"""
+
+import os
+import sys
+
+MARKER = "unmask-sandbox-refused"
+DENIED = frozenset(
+    {
+        "socket.__new__",
+        "socket.connect",
+        "socket.bind",
+        "socket.getaddrinfo",
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "pty.spawn",
+        "webbrowser.open",
+    }
+)
+# Events whose string arguments are paths the program would change.
+CHANGES = frozenset(
+    {
+        "os.remove",
+        "os.rename",
+        "os.replace",
+        "os.rmdir",
+        "os.mkdir",
+        "os.symlink",
+        "os.link",
+        "os.chmod",
+        "os.chown",
+        "os.truncate",
+        "os.utime",
+        "os.chdir",
+        "shutil.rmtree",
+        "shutil.move",
+        "shutil.copyfile",
+    }
+)
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def make_hook(root: str):
+    def inside(path) -> bool:
+        if isinstance(path, int):
+            return True  # an open descriptor: it was checked when it was opened
+        resolved = os.path.realpath(os.fsdecode(path))
+        return resolved == root or resolved.startswith(root + os.sep)
+
+    def refuse(event: str, detail) -> None:
+        raise PermissionError(f"{MARKER}: {event} {detail!r}")
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, _mode, flags = args
+            if path is not None and isinstance(flags, int) and flags & WRITE_FLAGS and not inside(path):
+                refuse(event, path)
+        elif event in DENIED:
+            refuse(event, args[:1])
+        elif event in CHANGES:
+            for arg in args:
+                if isinstance(arg, (str, bytes, os.PathLike)) and not inside(arg):
+                    refuse(event, arg)
+
+    return hook
+
+
+def main() -> None:
+    program = sys.argv[1]
+    with open(program, encoding="utf-8") as file:
+        code = compile(file.read(), program, "exec")
+    sys.addaudithook(make_hook(os.path.realpath(os.getcwd())))
+    exec(code, {"__name__": "__main__", "__file__": program})
+
+
+if __name__ == "__main__":
+    main()

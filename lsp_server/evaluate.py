@@ -1,0 +1,154 @@
+"""`unmask eval`: score a model on HumanEval-Infilling (tests run in a sandbox) or on a jsonl file.
+
+The `auto` length policy takes its budgets from the server's own defaults
+(`Settings.single_line_tokens`, `Settings.multi_line_tokens`), so the score
+is the one an editor user gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from diffusion.evaluation.runner import (
+    LengthPolicy,
+    TaskResult,
+    engine_completer,
+    pass_at_1,
+    run_tests,
+    score_text,
+    text_summary,
+)
+from diffusion.evaluation.sandbox import Limits
+from diffusion.evaluation.tasks import InfillTask, load_humaneval, parse_jsonl_tasks, spread
+from lsp_server.protocol import Settings
+
+
+def policy_for(args: argparse.Namespace, settings: Settings) -> LengthPolicy:
+    single = getattr(args, "subset", "multi-line") == "single-line"
+    budget = settings.single_line_tokens if single else settings.multi_line_tokens
+    mode = getattr(args, "length", "auto")
+    if mode == "fixed":
+        return LengthPolicy("fixed", args.k or budget)
+    if mode == "oracle":
+        return LengthPolicy("oracle", 0)
+    return LengthPolicy("auto", args.k or budget, one_line=single)
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pass {task.fields[rate]:.1f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def tracked(results: Iterator[TaskResult], total: int, console: Console) -> list[TaskResult]:
+    done: list[TaskResult] = []
+    with progress_bar(console) as progress:
+        bar = progress.add_task("eval", total=total, rate=0.0)
+        for result in results:
+            done.append(result)
+            progress.update(bar, advance=1, rate=pass_at_1(done))
+    return done
+
+
+def load_engine(args: argparse.Namespace, tasks: list[InfillTask], policy: LengthPolicy):
+    from diffusion.engine import Engine
+
+    engine = Engine.load(args.model, args.device)
+    changes = {}
+    if getattr(args, "no_cache", False):
+        changes["cache_refresh"] = 0
+    if policy.mode == "oracle" and tasks:
+        # The true length may exceed the trained span budget; the oracle gets it anyway.
+        longest = max(engine.count_tokens(t.middle) for t in tasks)
+        changes["max_span"] = max(engine.settings.max_span, longest)
+    return engine.with_settings(**changes) if changes else engine
+
+
+def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
+    console = Console(stderr=True)
+    tasks = spread(load_humaneval(args.subset), args.limit)
+    policy = policy_for(args, Settings())
+    engine = load_engine(args, tasks, policy)
+    limits = Limits(seconds=args.timeout, memory_bytes=args.memory_mb << 20)
+    began = time.perf_counter()
+    results = tracked(run_tests(tasks, engine_completer(engine, policy), limits), len(tasks), console)
+    seconds = time.perf_counter() - began
+    if args.output:
+        with args.output.open("w", encoding="utf-8") as file:
+            for r in results:
+                row = {"task_id": r.task_id, "completion": r.completion, "status": r.verdict.status}
+                file.write(json.dumps({**row, "detail": r.verdict.detail, "steps": r.steps}) + "\n")
+    statuses = {s: sum(r.verdict.status == s for r in results) for s in ("passed", "failed", "timeout", "memory", "refused")}
+    summary = {
+        "benchmark": "humaneval-infilling",
+        "subset": args.subset,
+        "length": policy.mode,
+        "k": policy.tokens if policy.mode != "oracle" else None,
+        "cache": not args.no_cache,
+        "tasks": len(results),
+        "pass_at_1": round(pass_at_1(results), 2),
+        "statuses": statuses,
+        "mean_steps": round(sum(r.steps for r in results) / max(1, len(results)), 2),
+        "seconds": round(seconds, 1),
+        "model": args.model or "built-in",
+    }
+    if args.json:
+        out.write(json.dumps(summary) + "\n")
+    else:
+        out.write(
+            f"HumanEval-Infilling {args.subset}, length {policy.mode}: pass@1 {summary['pass_at_1']:.2f}% "
+            f"({statuses['passed']}/{len(results)}) in {seconds:.0f} s; {statuses}\n"
+        )
+    return 0
+
+
+def run_jsonl(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        with args.file.open(encoding="utf-8") as lines:
+            tasks = parse_jsonl_tasks(lines, str(args.file))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        print(f"unmask eval jsonl: {error}", file=sys.stderr)
+        return 2
+    policy = LengthPolicy("fixed", args.k or Settings().multi_line_tokens)
+    engine = load_engine(args, tasks, policy)
+    console = Console(stderr=True)
+    results = []
+    with progress_bar(console) as progress:
+        bar = progress.add_task("eval", total=len(tasks), rate=0.0)
+        for result in score_text(tasks, engine_completer(engine, policy)):
+            results.append(result)
+            progress.update(bar, advance=1, rate=text_summary(results)["exact_match"])
+    summary = {k: round(v, 2) for k, v in text_summary(results).items()}
+    if args.json:
+        out.write(json.dumps(summary) + "\n")
+    else:
+        out.write(
+            f"{summary['tasks']} tasks: exact match {summary['exact_match']:.2f}%, "
+            f"parses {summary['parse_rate']:.2f}%, edit similarity {summary['edit_similarity']:.2f}\n"
+        )
+    return 0
+
+
+def run_eval(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    return run_humaneval(args, out) if args.benchmark == "humaneval-infilling" else run_jsonl(args, out)
