@@ -74,9 +74,9 @@ def split_multi_line(lines: list[str], rng: random.Random) -> TextSplit | None:
     # An editor's cursor on a fresh line sits after the indent.
     start = indent_of(first) if rng.random() < 0.5 else 0
     middle = first[start:] + "".join(lines[i + 1 : j])
-    if rng.random() < 0.5:
-        middle = middle.rstrip("\n")  # cursor line already ends; the suffix holds the newline
-        suffix = "\n" + "".join(lines[j:]) if j < len(lines) or first.endswith("\n") else ""
+    if rng.random() < 0.5 and middle.endswith("\n"):
+        middle = middle[:-1]  # the cursor line already ends; the suffix holds its newline
+        suffix = "\n" + "".join(lines[j:])
     else:
         suffix = "".join(lines[j:])
     return TextSplit("".join(lines[:i]) + first[:start], middle, suffix)

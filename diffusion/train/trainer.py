@@ -26,6 +26,7 @@ from diffusion.tokenizer import BUILTIN_SPECIALS, SpecialIds, TextCodec
 from diffusion.train.bpe import train_bpe
 from diffusion.train.card import write_model_card
 from diffusion.train.corpus import collect_corpus, read_texts
+from diffusion.train.curve import save_loss_curve
 from diffusion.train.examples import CanvasLimits, build_example
 from diffusion.train.objective import collate, masked_loss
 
@@ -176,6 +177,7 @@ def train(settings: TrainSettings) -> Path:
     model.train()
     deadline = started + settings.max_minutes * 60 - seconds_before
     held_loss = float("nan")
+    curve_due = False
     with Progress(
         TextColumn("[bold]train"),
         BarColumn(),
@@ -208,13 +210,18 @@ def train(settings: TrainSettings) -> Path:
                 held_loss = evaluate(model, held, device)
                 record["held_out_loss"] = held_loss
                 save_state()
+                curve_due = True
             with log_path.open("a") as log:
                 log.write(json.dumps(record) + "\n")
+            if curve_due:
+                save_loss_curve(log_path, settings.run_dir / "loss_curve.png")
+                curve_due = False
             progress.update(task, completed=step, loss=record["loss"], held=held_loss)
     held_loss = evaluate(model, held, device)
     save_state()
     seconds = seconds_before + time.time() - started
     save_checkpoint(settings.output, config, model, codec, dtype=getattr(torch, settings.save_dtype))
+    curve = save_loss_curve(log_path, settings.output / "loss_curve.png")
     write_model_card(
         settings.output / "MODEL_CARD.md",
         config=config,
@@ -232,6 +239,7 @@ def train(settings: TrainSettings) -> Path:
             "canvas": asdict(settings.limits),
             "train_dtype": "bfloat16 autocast" if device.type == "cuda" else "float32",
             "saved_dtype": settings.save_dtype,
+            **({"loss_curve": f"![loss curve]({curve.name})"} if curve else {}),
         },
     )
     return settings.output

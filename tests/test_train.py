@@ -1,0 +1,106 @@
+"""`unmask train` on a tiny corpus: dedup, held-out split, resume, model folder, card and loss curve."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from diffusion.checkpoint import load_checkpoint
+from diffusion.train.corpus import collect_corpus
+from diffusion.train.curve import moving_average, read_history
+from diffusion.train.examples import CanvasLimits, padded_length, split_text
+from diffusion.train.trainer import ModelShape, TrainSettings, train
+
+SOURCE = '''import os
+
+
+def {name}(path, size={n}):
+    """Read the first bytes of a file."""
+    if not os.path.exists(path):
+        return b""
+    with open(path, "rb") as file:
+        return file.read(size)
+
+
+class {cls}:
+    def __init__(self, value):
+        self.value = value
+
+    def double(self):
+        return self.value * 2
+'''
+
+
+@pytest.fixture(scope="module")
+def corpus_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for i in range(40):
+        (root / f"mod{i}.py").write_text(SOURCE.format(name=f"head{i}", n=i, cls=f"Box{i}"))
+    (root / "copy.py").write_text((root / "mod0.py").read_text())  # an exact duplicate
+    (root / "binary.py").write_bytes(b"\x00\x01")
+    return root
+
+
+def test_corpus_drops_duplicates_and_binaries_and_splits_by_file(corpus_root: Path):
+    corpus = collect_corpus([corpus_root], held_out_fraction=0.2)
+    assert corpus.duplicates_dropped == 1 and corpus.unreadable_dropped == 1
+    names = {f.relative for f in corpus.train} | {f.relative for f in corpus.held_out}
+    assert len(names) == 40 and corpus.held_out
+    assert not {f.sha256 for f in corpus.train} & {f.sha256 for f in corpus.held_out}
+
+
+def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_path: Path):
+    settings = TrainSettings(
+        roots=(corpus_root,),
+        run_dir=tmp_path / "run",
+        output=tmp_path / "model",
+        shape=ModelShape(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512),
+        limits=CanvasLimits(max_prefix=48, max_suffix=16, max_span=16),
+        batch_size=4,
+        warmup_steps=2,
+        max_steps=4,
+        eval_every=2,
+    )
+    train(settings)
+    log = [json.loads(line) for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert "held_out_loss" in log[1]
+    checkpoint = load_checkpoint(settings.output, "cpu")
+    assert checkpoint.config.infill_max_span == 16 and checkpoint.config.num_hidden_layers == 2
+    card = (settings.output / "MODEL_CARD.md").read_text()
+    assert "`mod1.py`" in card and "steps: 4" in card and "loss_curve.png" in card
+    assert (settings.output / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    train(replace(settings, max_steps=6))  # resumes from the saved state: steps 5 and 6 only
+    steps = [json.loads(line)["step"] for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert "steps: 6" in (settings.output / "MODEL_CARD.md").read_text()
+
+
+def test_loss_history_keeps_the_last_value_of_a_repeated_step(tmp_path: Path):
+    log = tmp_path / "log.jsonl"
+    rows = [{"step": 1, "loss": 5.0}, {"step": 2, "loss": 4.0, "held_out_loss": 4.5}, {"step": 2, "loss": 3.0}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    history = read_history(log)
+    assert history.steps == (1, 2) and history.losses == (5.0, 3.0)
+    assert history.held_out_steps == (2,) and history.held_out == (4.5,)
+    assert moving_average([1.0, 3.0, 5.0], 2) == [1.0, 2.0, 4.0]
+
+
+def test_examples_cover_whole_lines_and_tight_spans():
+    rng = random.Random(0)
+    text = SOURCE.format(name="f", n=1, cls="C")
+    splits = [split_text(text, rng) for _ in range(400)]
+    whole_lines = [s for s in splits if s and s.middle.endswith("\n") and s.prefix.endswith("\n")]
+    assert len(whole_lines) > 40  # the shape of a line-level infill benchmark
+    for s in splits:
+        if s:
+            assert s.prefix + s.middle + s.suffix == text
+    lengths = [padded_length(5, 64, rng) for _ in range(400)]
+    assert min(lengths) == 5 and max(lengths) > 40
+    assert sum(k <= 9 for k in lengths) > 150  # about half the spans are nearly tight
