@@ -18,9 +18,10 @@ TRANSPORTS = ("stdio", "tcp", "ws")
 ANNOUNCE = re.compile(r"serving (tcp|ws) on ([\d.]+):(\d+)")
 
 
-def server_command(*extra: str) -> list[str]:
+def server_command(*extra: str, model: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "lsp_server.cli", "serve", *extra]
-    if model := os.environ.get("UNMASK_TEST_MODEL"):  # a development override; CI uses the built-in model
+    # UNMASK_TEST_MODEL is a development override; CI uses the built-in model.
+    if model := model or os.environ.get("UNMASK_TEST_MODEL"):
         command += ["--model", model]
     return command
 
@@ -145,8 +146,8 @@ def to_plain(value: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def connect(kind: str, daemon: Daemon | None = None) -> AsyncIterator[Client]:
-    """A client connected over `kind`; stdio starts its own server, tcp/ws use `daemon`."""
+async def connect(kind: str, daemon: Daemon | None = None, model: str | None = None) -> AsyncIterator[Client]:
+    """A client connected over `kind`; stdio starts its own server (on `model`), tcp/ws use `daemon`."""
     lsp = LanguageClient("unmask-tests", "1")
     client = Client(lsp)
 
@@ -160,7 +161,7 @@ async def connect(kind: str, daemon: Daemon | None = None) -> AsyncIterator[Clie
         pass
 
     if kind == "stdio":
-        await lsp.start_io(*server_command())
+        await lsp.start_io(*server_command(model=model))
     elif kind == "tcp":
         assert daemon is not None
         await lsp.start_tcp(daemon.host, daemon.port)
