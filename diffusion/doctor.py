@@ -10,6 +10,7 @@ import torch
 
 from diffusion.checkpoint import CheckpointError, load_checkpoint, read_family, read_raw_config
 from diffusion.device import pick_device
+from diffusion.engine import is_diffusion_gemma
 from diffusion.hub import resolve_model
 from diffusion.memory import free_bytes, gib
 
@@ -33,6 +34,8 @@ def report(model: str | None, device: str | None) -> dict[str, object]:
         facts["cuda_python"] = "not installed (optional: pip install 'unmask[cuda]')"
     try:
         folder = resolve_model(model)
+        if is_diffusion_gemma(folder):
+            return {**facts, **gemma_facts(folder, torch_device, dtype)}
         raw = read_raw_config(folder)
         family = read_family(raw, folder)
         checkpoint = load_checkpoint(folder, torch_device, dtype)
@@ -53,6 +56,25 @@ def report(model: str | None, device: str | None) -> dict[str, object]:
         "eos_id": specials.eos,
         "shift_logits": config.shift_logits,
         "context_length": config.max_position_embeddings,
+    }
+
+
+def gemma_facts(folder, device: torch.device, dtype: torch.dtype) -> dict[str, object]:
+    """DiffusionGemma runs through transformers: its facts come from the loaded model."""
+    from diffusion.gemma_adapter import load_gemma
+
+    engine = load_gemma(folder, device, dtype)
+    text = engine.model.config.get_text_config()
+    return {
+        "model": str(folder),
+        "family": "diffusion_gemma (transformers DiffusionGemmaForBlockDiffusion)",
+        "architecture": type(engine.model).__name__,
+        "parameters": sum(p.numel() for p in engine.model.parameters()),
+        "mask_id": None,  # block diffusion over noised tokens, no mask token
+        "eos_id": engine.tokenizer.eos_token_id,
+        "shift_logits": False,
+        "context_length": getattr(text, "max_position_embeddings", None),
+        "canvas_length": engine.canvas_length,
     }
 
 
