@@ -1,11 +1,16 @@
-"""`unmask bench`: threshold decoding against one token per step, on fixed inputs.
+"""`unmask bench`: diffusion decoding against the typewriter and autoregressive baselines, in one run.
 
-For each block length: seconds to the first preview (the first denoising
-step), seconds to the final block, forward passes, and committed tokens per
-second, for three decoders of the same model on the same prefix and suffix:
-confidence-threshold decoding with the context cache, the same without it,
-and the one-token-per-step typewriter. Medians over repeats; `--json` prints
-one row per (mode, block) with the ratios against the typewriter.
+For each context size and block length, on fixed inputs cut from a shipped
+source file, the same model decodes the block four ways: confidence-
+threshold decoding with the context cache, the same without it, one token
+per step (the typewriter), and transformers' autoregressive `generate()`
+with its KV cache on a Qwen2 causal model of the same shape (random
+weights: speed depends on the shape, not the weights). Each row has
+seconds to the first preview (first step, or first generated token),
+seconds to final, forward passes and committed tokens per second (medians
+over repeats), and the ratios against the typewriter and autoregressive
+rows. The cached row also reports how many positions it committed to the
+same token as the uncached decoder: the approximation's cost in agreement.
 """
 
 from __future__ import annotations
@@ -14,21 +19,25 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from diffusion.canvas import prefix_window, suffix_window
-from diffusion.engine import Engine
+from diffusion.device import pick_device
+from diffusion.engine import Engine, settings_for
 from diffusion.schedule import one_per_step
+from diffusion.shapes import causal_twin, shaped_checkpoint
 
 BENCH_SOURCE = Path(__file__).parent / "bench_input.py"
-MODES = ("threshold", "threshold_nocache", "one_per_step")
+DIFFUSION_MODES = ("threshold", "threshold_nocache", "one_per_step")
+AR_MODE = "ar_generate"
 
 
 @dataclass(frozen=True)
 class BenchRow:
+    shape: str
     mode: str
     block_tokens: int
     context_tokens: int
@@ -38,6 +47,16 @@ class BenchRow:
     tokens_per_second: float
     forwards_vs_one_per_step: float | None = None
     speedup_vs_one_per_step: float | None = None
+    speedup_vs_ar: float | None = None
+    agreement_with_nocache: float | None = None  # fraction of span positions with the same token
+
+
+@dataclass(frozen=True)
+class Timing:
+    forwards: int
+    first: float
+    final: float
+    ids: tuple[int, ...] = ()
 
 
 def bench_input() -> tuple[str, str]:
@@ -55,82 +74,186 @@ def decoder(engine: Engine, mode: str) -> tuple[Engine, object]:
     return engine.with_settings(cache_refresh=0), one_per_step()
 
 
-def measure(engine: Engine, schedule, prefix: str, suffix: str, block: int, repeats: int):
-    firsts, finals, forwards = [], [], 0
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(engine: Engine, schedule, prefix: str, suffix: str, block: int, repeats: int) -> Timing:
+    firsts, finals, forwards, ids = [], [], 0, ()
     for repeat in range(repeats):
         torch.manual_seed(repeat)
+        synchronize(engine.device)
         began = time.perf_counter()
         first = None
-        for snapshot in engine.infill(prefix, suffix, [block], schedule):
+        for snapshot in engine.infill(prefix, suffix, [block], schedule, exact_length=True):
             if snapshot.step == 1:
+                synchronize(engine.device)
                 first = time.perf_counter() - began
-            forwards = snapshot.forwards
+            forwards, ids = snapshot.forwards, snapshot.best.ids
+        synchronize(engine.device)
         finals.append(time.perf_counter() - began)
         firsts.append(first if first is not None else finals[-1])
-    return forwards, statistics.median(firsts), statistics.median(finals)
+    return Timing(forwards, statistics.median(firsts), statistics.median(finals), ids)
 
 
-def run_rows(engine: Engine, blocks: list[int], repeats: int) -> list[BenchRow]:
-    prefix, suffix = bench_input()
+class FirstTokenClock:
+    """A `generate()` streamer that notes when the first new token arrives."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.first: float | None = None
+        self.calls = 0
+
+    def put(self, value) -> None:
+        self.calls += 1  # the first call carries the prompt
+        if self.calls == 2 and self.first is None:
+            self.first = time.perf_counter() - self.began
+
+    def end(self) -> None:
+        pass
+
+
+def measure_generate(model, context_ids: list[int], block: int, repeats: int, device: torch.device) -> Timing:
+    inputs = torch.tensor([context_ids], device=device)
+    firsts, finals = [], []
+    for _ in range(repeats):
+        synchronize(device)
+        clock = FirstTokenClock()
+        with torch.inference_mode():
+            model.generate(
+                inputs,
+                attention_mask=torch.ones_like(inputs),
+                max_new_tokens=block,
+                min_new_tokens=block,
+                do_sample=False,
+                use_cache=True,
+                pad_token_id=0,
+                streamer=clock,
+            )
+        synchronize(device)
+        finals.append(time.perf_counter() - clock.began)
+        firsts.append(clock.first if clock.first is not None else finals[-1])
+    return Timing(block, statistics.median(firsts), statistics.median(finals))
+
+
+def agreement(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    return sum(x == y for x, y in zip(a, b, strict=False)) / max(1, len(a))
+
+
+def context_ids(engine: Engine, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
     settings = engine.settings
-    context = len(prefix_window(engine.codec, prefix, settings.max_prefix))
-    context += len(suffix_window(engine.codec, suffix, settings.max_suffix))
+    return (
+        prefix_window(engine.codec, prefix, settings.max_prefix),
+        suffix_window(engine.codec, suffix, settings.max_suffix),
+    )
+
+
+def run_rows(
+    engine: Engine,
+    shape: str,
+    blocks: list[int],
+    repeats: int,
+    causal=None,
+    modes: tuple[str, ...] = DIFFUSION_MODES,
+) -> list[BenchRow]:
+    """All rows for one context size: three diffusion decoders and, with `causal`, `generate()`."""
+    prefix, suffix = bench_input()
+    before, after = context_ids(engine, prefix, suffix)
+    context = len(before) + len(after)
     for _ in engine.infill(prefix, suffix, [8]):  # warm-up: first-call allocations
         pass
+    if causal is not None:
+        measure_generate(causal, before + after, 2, 1, engine.device)
     rows: list[BenchRow] = []
     for block in blocks:
-        measured = {}
-        for mode in MODES:
-            variant, schedule = decoder(engine, mode)
-            forwards, first, final = measure(variant, schedule, prefix, suffix, block, repeats)
-            measured[mode] = BenchRow(
-                mode, block, context, forwards, round(first, 4), round(final, 4), round(block / final, 1)
+        timings = {mode: measure(*decoder(engine, mode), prefix, suffix, block, repeats) for mode in modes}
+        if causal is not None:
+            # The same number of context tokens, all before the cursor: generate() has no suffix.
+            timings[AR_MODE] = measure_generate(causal, before + after, block, repeats, engine.device)
+        base, ar = timings.get("one_per_step"), timings.get(AR_MODE)
+        for mode, t in timings.items():
+            row = BenchRow(
+                shape,
+                mode,
+                block,
+                context,
+                t.forwards,
+                round(t.first, 4),
+                round(t.final, 4),
+                round(block / t.final, 1),
             )
-        base = measured["one_per_step"]
-        for mode in MODES[:2]:
-            row = measured[mode]
-            rows.append(
-                BenchRow(
-                    **{
-                        **asdict(row),
-                        "forwards_vs_one_per_step": round(row.forwards / base.forwards, 3),
-                        "speedup_vs_one_per_step": round(base.seconds_to_final / row.seconds_to_final, 2),
-                    }
+            if mode in DIFFUSION_MODES[:2] and base is not None:
+                row = replace(
+                    row,
+                    forwards_vs_one_per_step=round(t.forwards / base.forwards, 3),
+                    speedup_vs_one_per_step=round(base.final / t.final, 2),
                 )
-            )
-        rows.append(base)
+            if ar is not None and mode != AR_MODE:
+                row = replace(row, speedup_vs_ar=round(ar.final / t.final, 2))
+            if mode == "threshold" and "threshold_nocache" in timings:
+                row = replace(
+                    row, agreement_with_nocache=round(agreement(t.ids, timings["threshold_nocache"].ids), 3)
+                )
+            rows.append(row)
     return rows
 
 
+def load_engine(args: argparse.Namespace) -> tuple[Engine, str]:
+    if args.model:
+        return Engine.load(args.model, args.device), "model"
+    device, dtype = pick_device(args.device)
+    checkpoint = shaped_checkpoint(args.shape, device, dtype)
+    return Engine(checkpoint, device, settings_for(checkpoint)), args.shape
+
+
+def parse_sizes(text: str | None) -> list[int | None]:
+    return [int(part) for part in text.split(",")] if text else [None]
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    engine = Engine.load(args.model, args.device)
-    if args.context:
-        engine = engine.with_settings(max_prefix=args.context * 3 // 4, max_suffix=args.context // 4)
-    blocks = [min(int(b), engine.settings.max_span) for b in args.blocks.split(",")]
-    rows = run_rows(engine, blocks, args.repeats)
+    engine, shape = load_engine(args)
+    if args.cache_refresh is not None:
+        engine = engine.with_settings(cache_refresh=args.cache_refresh)
+    modes = tuple(args.modes.split(",")) if args.modes else DIFFUSION_MODES
+    unknown = set(modes) - set(DIFFUSION_MODES)
+    if unknown:
+        raise SystemExit(f"unmask bench: unknown mode(s) {', '.join(sorted(unknown))}")
+    blocks = [int(b) for b in args.blocks.split(",")]
+    causal = None
+    if not args.no_ar:
+        config = engine.checkpoint.config
+        causal = causal_twin(config, engine.device, next(engine.checkpoint.model.parameters()).dtype)
+    rows: list[BenchRow] = []
+    for context in parse_sizes(args.context):
+        sized = engine.with_settings(max_span=max([*blocks, engine.settings.max_span]))
+        if context:
+            sized = sized.with_settings(max_prefix=context * 3 // 4, max_suffix=context // 4)
+        rows += run_rows(sized, shape, blocks, args.repeats, causal, modes)
     if args.json:
         for row in rows:
             print(json.dumps({"device": str(engine.device), **asdict(row)}))
         return 0
+    print_table(rows, engine)
+    return 0
+
+
+def print_table(rows: list[BenchRow], engine: Engine) -> None:
     from rich.console import Console
     from rich.table import Table
 
     parameters = engine.checkpoint.model.num_parameters()
     table = Table(title=f"unmask bench on {engine.device} ({parameters:,} parameters)")
-    for column in (
-        "mode",
-        "block",
-        "context",
-        "forwards",
-        "first preview s",
-        "final s",
-        "tokens/s",
-        "forwards ratio",
-        "speed-up",
-    ):
+    columns = ("shape", "mode", "block", "context", "forwards", "first preview s", "final s", "tokens/s")
+    for column in (*columns, "vs typewriter", "vs AR", "agree"):
         table.add_column(column, justify="right")
+
+    def ratio(value: float | None) -> str:
+        return "" if value is None else f"{value:.1f}x"
+
     for r in rows:
         table.add_row(
+            r.shape,
             r.mode,
             str(r.block_tokens),
             str(r.context_tokens),
@@ -138,8 +261,8 @@ def run_bench(args: argparse.Namespace) -> int:
             f"{r.seconds_to_first_preview:.3f}",
             f"{r.seconds_to_final:.3f}",
             f"{r.tokens_per_second:.0f}",
-            "" if r.forwards_vs_one_per_step is None else f"{r.forwards_vs_one_per_step:.2f}",
-            "" if r.speedup_vs_one_per_step is None else f"{r.speedup_vs_one_per_step:.1f}x",
+            ratio(r.speedup_vs_one_per_step),
+            ratio(r.speedup_vs_ar),
+            "" if r.agreement_with_nocache is None else f"{100 * r.agreement_with_nocache:.0f}%",
         )
     Console().print(table)
-    return 0

@@ -60,6 +60,7 @@ class Candidate:
     segments: tuple[Segment, ...]
     score: float  # mean log-probability per committed position
     nulls: int = 0  # committed null positions: the span was longer than its text
+    ids: tuple[int, ...] = ()  # the span's token ids (mask id where unresolved)
 
     @property
     def text(self) -> str:
@@ -237,7 +238,8 @@ class Engine:
             score = float(state.score[row]) / committed if committed else -math.inf
             null = self.codec.specials.null
             nulls = sum(1 for i, m in zip(span_ids, span_masked, strict=True) if not m and i == null)
-            candidates.append(Candidate(k, self.segments(span_ids, span_masked), score, nulls))
+            segments = self.segments(span_ids, span_masked)
+            candidates.append(Candidate(k, segments, score, nulls, tuple(span_ids)))
         return InfillSnapshot(
             step=state.step,
             steps=state.steps,

@@ -23,11 +23,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
     evaluate = commands.add_parser("eval", help="score a model on infill tasks")
     benchmarks = evaluate.add_subparsers(dest="benchmark", required=True)
-    humaneval = benchmarks.add_parser("humaneval-infilling", help="pass@1 on HumanEval-Infilling, tests executed")
+    humaneval = benchmarks.add_parser(
+        "humaneval-infilling", help="pass@1 on HumanEval-Infilling, tests executed"
+    )
     humaneval.add_argument("--subset", choices=("single-line", "multi-line"), default="single-line")
     humaneval.add_argument("--limit", type=int, default=None, help="N tasks spread evenly over the set")
     humaneval.add_argument("--length", choices=("oracle", "fixed", "auto"), default="auto")
-    humaneval.add_argument("--k", type=int, default=None, help="span tokens for --length fixed (default: budget)")
+    humaneval.add_argument(
+        "--k", type=int, default=None, help="span tokens for --length fixed (default: budget)"
+    )
     humaneval.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
     humaneval.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
     humaneval.add_argument("--no-cache", action="store_true", help="recompute the whole canvas every step")
@@ -35,7 +39,9 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
     humaneval.add_argument("--json", action="store_true", help="print the summary as JSON")
     jsonl = benchmarks.add_parser("jsonl", help="exact match, parse rate, edit similarity on a jsonl file")
     jsonl.add_argument("file", type=Path, help="lines {task_id, prefix, suffix, middle}")
-    jsonl.add_argument("--k", type=int, default=None, help="span budget in tokens (default: multi-line budget)")
+    jsonl.add_argument(
+        "--k", type=int, default=None, help="span budget in tokens (default: multi-line budget)"
+    )
     jsonl.add_argument("--json", action="store_true")
     return [humaneval, jsonl]
 
@@ -68,15 +74,34 @@ def build_parser() -> argparse.ArgumentParser:
     infill.add_argument("--max-tokens", type=int, default=None, help="default span budget in tokens")
     add_model_options(infill)
 
-    bench = commands.add_parser("bench", help="measure threshold decoding against one token per step")
+    bench = commands.add_parser(
+        "bench", help="diffusion decoding against one token per step and autoregressive generate()"
+    )
     bench.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
-    bench.add_argument("--blocks", default="16,32,64", help="comma-separated block lengths in tokens")
+    bench.add_argument("--blocks", default="32,64", help="comma-separated block lengths in tokens")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument(
         "--context",
+        default=None,
+        help="comma-separated context sizes in tokens (3/4 prefix, 1/4 suffix); default: the model's window",
+    )
+    bench.add_argument(
+        "--shape",
+        choices=("builtin", "0.5b", "7b"),
+        default="builtin",
+        help="without --model: the built-in model, or a published shape with random weights",
+    )
+    bench.add_argument("--no-ar", action="store_true", help="skip the autoregressive generate() baseline")
+    bench.add_argument(
+        "--cache-refresh",
         type=int,
         default=None,
-        help="context tokens (3/4 prefix, 1/4 suffix); default: the model's window",
+        help="steps between full passes of the cached decoder (default: the engine's; >= the step budget: once per block)",
+    )
+    bench.add_argument(
+        "--modes",
+        default=None,
+        help="comma-separated subset of threshold,threshold_nocache,one_per_step (default: all)",
     )
     add_model_options(bench)
 
@@ -98,26 +123,73 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=24)
     train.add_argument("--learning-rate", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--workers", type=int, default=0, help="processes building examples (use several on a GPU)"
+    )
+    train.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations")
+    train.add_argument(
+        "--tokenizer", type=Path, default=None, help="reuse this tokenizer.json (default: train one)"
+    )
+    shape = train.add_argument_group("model shape and canvas (defaults: the built-in model's)")
+    shape.add_argument("--hidden-size", type=int, default=None)
+    shape.add_argument("--layers", type=int, default=None)
+    shape.add_argument("--intermediate-size", type=int, default=None)
+    shape.add_argument("--heads", type=int, default=None)
+    shape.add_argument("--kv-heads", type=int, default=None)
+    shape.add_argument("--max-prefix", type=int, default=None, help="prefix tokens per training canvas")
+    shape.add_argument("--max-suffix", type=int, default=None, help="suffix tokens per training canvas")
+    shape.add_argument("--max-span", type=int, default=None, help="span tokens per training canvas")
     return parser
+
+
+def train_settings(args: argparse.Namespace):
+    """TrainSettings from `unmask train` arguments; unset shape flags keep the defaults."""
+    from dataclasses import replace
+
+    from diffusion.train.corpus import default_roots
+    from diffusion.train.examples import CanvasLimits
+    from diffusion.train.trainer import ModelShape, TrainSettings
+
+    def given(**values):
+        return {key: value for key, value in values.items() if value is not None}
+
+    shape = replace(
+        ModelShape(),
+        **given(
+            hidden_size=args.hidden_size,
+            num_hidden_layers=args.layers,
+            intermediate_size=args.intermediate_size,
+            num_attention_heads=args.heads,
+            num_key_value_heads=args.kv_heads,
+        ),
+    )
+    limits = replace(
+        CanvasLimits(),
+        **given(max_prefix=args.max_prefix, max_suffix=args.max_suffix, max_span=args.max_span),
+    )
+    return TrainSettings(
+        roots=tuple(args.roots or default_roots()),
+        run_dir=args.run_dir,
+        output=args.output,
+        shape=shape,
+        limits=limits,
+        max_minutes=args.minutes,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        workers=args.workers,
+        eval_every=args.eval_every,
+        tokenizer=args.tokenizer,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
-        from diffusion.train.corpus import default_roots
-        from diffusion.train.trainer import TrainSettings, train
+        from diffusion.train.trainer import train
 
-        settings = TrainSettings(
-            roots=tuple(args.roots or default_roots()),
-            run_dir=args.run_dir,
-            output=args.output,
-            max_minutes=args.minutes,
-            max_steps=args.steps,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-        )
-        print(f"model written to {train(settings)}")
+        print(f"model written to {train(train_settings(args))}")
         return 0
     if args.command == "serve":
         from lsp_server.transports import serve

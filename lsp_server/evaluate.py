@@ -99,7 +99,10 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
             for r in results:
                 row = {"task_id": r.task_id, "completion": r.completion, "status": r.verdict.status}
                 file.write(json.dumps({**row, "detail": r.verdict.detail, "steps": r.steps}) + "\n")
-    statuses = {s: sum(r.verdict.status == s for r in results) for s in ("passed", "failed", "timeout", "memory", "refused")}
+    statuses = {
+        s: sum(r.verdict.status == s for r in results)
+        for s in ("passed", "failed", "timeout", "memory", "refused")
+    }
     summary = {
         "benchmark": "humaneval-infilling",
         "subset": args.subset,

@@ -41,20 +41,27 @@ def test_infill_jsonl_answers_every_line_in_order():
     assert rows[2]["steps"] <= 8
 
 
-def test_bench_json_compares_threshold_with_one_token_per_step():
-    run = unmask("bench", "--json", "--blocks", "16,32", "--repeats", "1")
+def test_bench_json_compares_threshold_with_the_typewriter_and_generate():
+    run = unmask("bench", "--json", "--blocks", "16,32", "--repeats", "1", "--context", "128,256")
     assert run.returncode == 0, run.stderr
     rows = [json.loads(line) for line in run.stdout.splitlines()]
-    assert {(r["mode"], r["block_tokens"]) for r in rows} == {
-        (m, b) for m in ("threshold", "threshold_nocache", "one_per_step") for b in (16, 32)
-    }
+    modes = ("threshold", "threshold_nocache", "one_per_step", "ar_generate")
+    assert sorted((r["mode"], r["block_tokens"], r["context_tokens"]) for r in rows) == sorted(
+        (m, b, c) for m in modes for b in (16, 32) for c in (128, 256)
+    )
     for row in rows:
         assert {"mode", "block_tokens", "forwards", "seconds_to_final", "tokens_per_second"} <= set(row)
         assert row["seconds_to_first_preview"] <= row["seconds_to_final"]
     for block in (16, 32):
-        typewriter = next(r for r in rows if r["mode"] == "one_per_step" and r["block_tokens"] == block)
+        group = {r["mode"]: r for r in rows if r["block_tokens"] == block and r["context_tokens"] == 256}
+        typewriter, ar = group["one_per_step"], group["ar_generate"]
         assert typewriter["forwards"] == block  # one forward per committed token
+        assert ar["forwards"] == block  # one new token per generate() step
         for mode in ("threshold", "threshold_nocache"):
-            threshold = next(r for r in rows if r["mode"] == mode and r["block_tokens"] == block)
+            threshold = group[mode]
             assert threshold["forwards"] <= typewriter["forwards"]
             assert threshold["forwards_vs_one_per_step"] == round(threshold["forwards"] / block, 3)
+            assert threshold["speedup_vs_ar"] == round(
+                ar["seconds_to_final"] / threshold["seconds_to_final"], 2
+            )
+        assert 0.0 <= group["threshold"]["agreement_with_nocache"] <= 1.0

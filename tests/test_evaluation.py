@@ -109,7 +109,9 @@ def test_evaluation_carries_on_past_bad_completions(single_line, tmp_path: Path)
         "write": f"{indent}open({str(outside)!r}, 'w').write('x')\n",
         "good": task.middle,
     }
-    tasks = [type(task)(name, task.prefix, task.suffix, task.middle, task.test, task.entry_point) for name in bad]
+    tasks = [
+        type(task)(name, task.prefix, task.suffix, task.middle, task.test, task.entry_point) for name in bad
+    ]
     limits = Limits(seconds=2.0, memory_bytes=256 << 20)
     results = list(run_tests(tasks, lambda t: Completion(bad[t.task_id], 1, 0.0), limits))
     assert [r.verdict.status for r in results] == ["timeout", "memory", "refused", "passed"]
@@ -150,7 +152,10 @@ def test_length_policies(single_line):
     task = single_line[0]
     assert span_request(task, LengthPolicy("oracle", 0), len) == (len(task.middle), True)
     assert span_request(task, LengthPolicy("fixed", 16), len) == (16, False)
-    assert shape_completion("    return x\n    y = 2\n", LengthPolicy("auto", 24, one_line=True)) == "    return x\n"
+    assert (
+        shape_completion("    return x\n    y = 2\n", LengthPolicy("auto", 24, one_line=True))
+        == "    return x\n"
+    )
     assert shape_completion("a\nb", LengthPolicy("auto", 64)) == "a\nb"
 
 
@@ -169,7 +174,15 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
     output = tmp_path / "tasks.jsonl"
     result = subprocess.run(
         [
-            *(sys.executable, "-m", "lsp_server.cli", "eval", "humaneval-infilling", "--subset", "single-line"),
+            *(
+                sys.executable,
+                "-m",
+                "lsp_server.cli",
+                "eval",
+                "humaneval-infilling",
+                "--subset",
+                "single-line",
+            ),
             *("--limit", "3", "--length", "auto", "--json", "--output", str(output), *MODEL),
         ],
         capture_output=True,

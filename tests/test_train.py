@@ -58,8 +58,15 @@ def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_pat
         roots=(corpus_root,),
         run_dir=tmp_path / "run",
         output=tmp_path / "model",
-        shape=ModelShape(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512),
+        shape=ModelShape(
+            vocab_size=320,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        ),
         limits=CanvasLimits(max_prefix=48, max_suffix=16, max_span=16),
         batch_size=4,
         warmup_steps=2,
@@ -84,7 +91,11 @@ def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_pat
 
 def test_loss_history_keeps_the_last_value_of_a_repeated_step(tmp_path: Path):
     log = tmp_path / "log.jsonl"
-    rows = [{"step": 1, "loss": 5.0}, {"step": 2, "loss": 4.0, "held_out_loss": 4.5}, {"step": 2, "loss": 3.0}]
+    rows = [
+        {"step": 1, "loss": 5.0},
+        {"step": 2, "loss": 4.0, "held_out_loss": 4.5},
+        {"step": 2, "loss": 3.0},
+    ]
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     history = read_history(log)
     assert history.steps == (1, 2) and history.losses == (5.0, 3.0)

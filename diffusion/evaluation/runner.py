@@ -61,7 +61,9 @@ class InfillEngine(Protocol):
     def infill(self, prefix: str, suffix: str, span_lengths=None, schedule=None, exact_length=False): ...
 
 
-def span_request(task: InfillTask, policy: LengthPolicy, count_tokens: Callable[[str], int]) -> tuple[int, bool]:
+def span_request(
+    task: InfillTask, policy: LengthPolicy, count_tokens: Callable[[str], int]
+) -> tuple[int, bool]:
     """(k, exact_length) for one task under `policy`."""
     if policy.mode == "oracle":
         return max(1, count_tokens(task.middle)), True
@@ -99,7 +101,9 @@ def run_tests(
         yield TaskResult(task.task_id, completion.text, verdict, completion.steps, completion.seconds)
 
 
-def score_text(tasks: Iterable[InfillTask], complete: Callable[[InfillTask], Completion]) -> Iterator[TextResult]:
+def score_text(
+    tasks: Iterable[InfillTask], complete: Callable[[InfillTask], Completion]
+) -> Iterator[TextResult]:
     for task in tasks:
         text = complete(task).text
         yield TextResult(

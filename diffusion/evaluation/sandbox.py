@@ -38,6 +38,7 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+
 @dataclass(frozen=True)
 class Verdict:
     status: Status

@@ -77,7 +77,9 @@ def parse_jsonl_tasks(lines: Iterable[str], source: str = "<jsonl>") -> list[Inf
             raise ValueError(f"{source}:{number}: not JSON ({error.msg})") from None
         if not isinstance(row, dict):
             raise ValueError(f"{source}:{number}: expected a JSON object")
-        missing = [key for key in ("task_id", "prefix", "suffix", "middle") if not isinstance(row.get(key), str)]
+        missing = [
+            key for key in ("task_id", "prefix", "suffix", "middle") if not isinstance(row.get(key), str)
+        ]
         if missing:
             raise ValueError(f"{source}:{number}: needs string fields {', '.join(missing)}")
         tasks.append(InfillTask(row["task_id"], row["prefix"], row["suffix"], row["middle"]))

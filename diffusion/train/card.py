@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,14 @@ def render_model_card(config: ModelConfig, corpus: Corpus, summary: dict[str, An
         "",
     ]
     lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in summary.items() if key != "parameters"]
-    roots = sorted({str(f.root) for f in corpus.train})
     lines += [
         "",
         "## Corpus",
         "",
-        f"- roots: the standard library of the training interpreter ({len(roots)} root(s), paths below are relative to it)",
+        "Source trees on the training machine (file paths below are relative to their root):",
+        "",
+        *(f"- `{root}`: {count} files, {size:,} bytes" for root, count, size in root_totals(corpus)),
+        "",
         f"- training files: {len(corpus.train)} ({sum(f.size for f in corpus.train):,} bytes)",
         f"- held-out files (split by content hash): {len(corpus.held_out)}",
         f"- exact duplicates dropped: {corpus.duplicates_dropped}; unreadable or oversized dropped: {corpus.unreadable_dropped}",
@@ -45,15 +48,45 @@ def render_model_card(config: ModelConfig, corpus: Corpus, summary: dict[str, An
         "",
         "### Training files",
         "",
-        "<details><summary>file list (relative path, sha256 prefix)</summary>",
-        "",
-        *(f"- `{f.relative}` {f.sha256[:12]}" for f in corpus.train),
-        "",
-        "</details>",
-        "",
     ]
+    if len(corpus.train) > INLINE_FILE_LIST:
+        lines += [
+            f"{len(corpus.train)} files: listed in `{MANIFEST_NAME}` (root, relative path, sha256).",
+            "",
+        ]
+    else:
+        lines += [
+            "<details><summary>file list (relative path, sha256 prefix)</summary>",
+            "",
+            *(f"- `{f.relative}` {f.sha256[:12]}" for f in corpus.train),
+            "",
+            "</details>",
+            "",
+        ]
     return "\n".join(lines)
+
+
+# Past this many files the card links a compressed manifest instead of listing them.
+INLINE_FILE_LIST = 3000
+MANIFEST_NAME = "corpus_manifest.tsv.gz"
+
+
+def root_totals(corpus: Corpus) -> list[tuple[str, int, int]]:
+    totals: dict[str, tuple[int, int]] = {}
+    for f in (*corpus.train, *corpus.held_out):
+        count, size = totals.get(str(f.root), (0, 0))
+        totals[str(f.root)] = (count + 1, size + f.size)
+    return [(root, count, size) for root, (count, size) in totals.items()]
+
+
+def render_manifest(corpus: Corpus) -> str:
+    rows = [("train", f) for f in corpus.train] + [("held_out", f) for f in corpus.held_out]
+    return "".join(f"{split}\t{f.root}\t{f.relative}\t{f.sha256}\n" for split, f in rows)
 
 
 def write_model_card(path: Path, config: ModelConfig, corpus: Corpus, summary: dict[str, Any]) -> None:
     path.write_text(render_model_card(config, corpus, summary), encoding="utf-8")
+    if len(corpus.train) > INLINE_FILE_LIST:
+        # mtime 0: the same corpus gives the same bytes.
+        with gzip.GzipFile(path.parent / MANIFEST_NAME, "wb", mtime=0) as manifest:
+            manifest.write(render_manifest(corpus).encode("utf-8"))

@@ -56,9 +56,13 @@ def save_loss_curve(log: Path, png: Path, title: str = "unmask train") -> Path |
     history = read_history(log)
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     axes.plot(history.steps, history.losses, color="#c8d6e5", linewidth=0.6, label="train (per step)")
-    axes.plot(history.steps, moving_average(history.losses, 100), color="#2e86de", label="train (mean of 100)")
+    axes.plot(
+        history.steps, moving_average(history.losses, 100), color="#2e86de", label="train (mean of 100)"
+    )
     if history.held_out:
-        axes.plot(history.held_out_steps, history.held_out, "o-", color="#ee5253", markersize=3, label="held out")
+        axes.plot(
+            history.held_out_steps, history.held_out, "o-", color="#ee5253", markersize=3, label="held out"
+        )
     axes.set_xlabel("step")
     axes.set_ylabel("masked cross-entropy (nats)")
     axes.set_title(title)

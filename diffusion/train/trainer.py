@@ -7,6 +7,7 @@ and a model folder plus model card at the end.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import platform
@@ -58,6 +59,8 @@ class TrainSettings:
     seed: int = 0
     save_dtype: str = "float16"
     whole_canvas_fraction: float = 0.5
+    workers: int = 0  # processes building examples (0: this one)
+    tokenizer: Path | None = None  # reuse this tokenizer.json instead of training one
 
 
 def learning_rate(step: int, seconds: float, settings: TrainSettings) -> float:
@@ -88,13 +91,49 @@ def model_config(shape: ModelShape, specials: SpecialIds, limits: CanvasLimits) 
 
 
 def example_stream(texts: list[str], codec: TextCodec, limits: CanvasLimits, rng: random.Random):
-    # Weight files by size so every token of the corpus is about equally likely.
-    weights = [len(t) for t in texts]
+    # Weight files by size so every token of the corpus is about equally likely;
+    # cumulative weights once, not per draw (a draw is then O(log files)).
+    cumulative = list(itertools.accumulate(len(t) for t in texts))
     while True:
-        text = rng.choices(texts, weights=weights)[0]
+        text = rng.choices(texts, cum_weights=cumulative)[0]
         example = build_example(text, codec, limits, rng)
         if example is not None:
             yield example
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Collated training batches, made in worker processes when `workers` > 0.
+
+    On a GPU the model outruns one Python process building examples, so each
+    worker draws its own stream from its own seed; on the CPU (0 workers) the
+    batches come from this process, in a reproducible order.
+    """
+
+    def __init__(self, texts, codec, settings: TrainSettings, seed: int) -> None:
+        self.texts, self.codec, self.settings, self.seed = texts, codec, settings, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        seed = self.seed * 1_000_003 + (info.id + 1 if info else 0)
+        rng = random.Random(seed)
+        generator = torch.Generator().manual_seed(seed)
+        stream = example_stream(self.texts, self.codec, self.settings.limits, rng)
+        specials = self.codec.specials
+        while True:
+            examples = [next(stream) for _ in range(self.settings.batch_size)]
+            yield collate(
+                examples, specials.pad, specials.mask, generator, self.settings.whole_canvas_fraction
+            )
+
+
+def batch_stream(texts, codec, settings: TrainSettings, seed: int):
+    dataset = BatchStream(texts, codec, settings, seed)
+    if settings.workers <= 0:
+        return iter(dataset)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=settings.workers, prefetch_factor=4, persistent_workers=False
+    )
+    return iter(loader)
 
 
 def held_out_batches(texts, codec, limits, settings, count=8):
@@ -128,6 +167,8 @@ def train(settings: TrainSettings) -> Path:
     corpus = collect_corpus(settings.roots)
     train_texts, held_texts = read_texts(corpus.train), read_texts(corpus.held_out)
     tokenizer_path = settings.run_dir / "tokenizer.json"
+    if not tokenizer_path.is_file() and settings.tokenizer is not None:
+        tokenizer_path.write_bytes(settings.tokenizer.read_bytes())
     if tokenizer_path.is_file():
         from tokenizers import Tokenizer
 
@@ -156,9 +197,7 @@ def train(settings: TrainSettings) -> Path:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, tokens_seen, seconds_before = state["step"], state["tokens_seen"], state["seconds"]
-    rng = random.Random(settings.seed * 1_000_003 + step)
-    generator = torch.Generator().manual_seed(settings.seed + step)
-    stream = example_stream(train_texts, codec, settings.limits, rng)
+    batches = batch_stream(train_texts, codec, settings, settings.seed + step)
     held = held_out_batches(held_texts or train_texts[:50], codec, settings.limits, settings)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -190,11 +229,7 @@ def train(settings: TrainSettings) -> Path:
             "train", total=settings.max_steps, completed=step, loss=float("nan"), held=held_loss
         )
         while step < settings.max_steps and time.time() < deadline:
-            examples = [next(stream) for _ in range(settings.batch_size)]
-            batch = _to(
-                collate(examples, specials.pad, specials.mask, generator, settings.whole_canvas_fraction),
-                device,
-            )
+            batch = _to(next(batches), device)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, seconds_before + time.time() - started, settings)
             with autocast:
