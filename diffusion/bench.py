@@ -215,6 +215,8 @@ def run_bench(args: argparse.Namespace) -> int:
     engine, shape = load_engine(args)
     if args.cache_refresh is not None:
         engine = engine.with_settings(cache_refresh=args.cache_refresh)
+    if args.no_cuda_graphs:
+        engine = engine.with_settings(cuda_graphs=False)
     modes = tuple(args.modes.split(",")) if args.modes else DIFFUSION_MODES
     unknown = set(modes) - set(DIFFUSION_MODES)
     if unknown:

@@ -23,7 +23,7 @@ from diffusion.device import pick_device
 from diffusion.families import UnknownArchitecture, family_name
 from diffusion.hub import resolve_model
 from diffusion.length import expand_delete
-from diffusion.predictors import CachedContext
+from diffusion.predictors import BlockGraphs, CachedContext
 from diffusion.schedule import Schedule, Threshold
 
 
@@ -40,6 +40,8 @@ class EngineSettings:
     # Approximate context caching: a full pass every `cache_refresh` steps, block-only
     # passes in between; 0 recomputes the whole canvas every step.
     cache_refresh: int = 4
+    # Replay the cached block forward from CUDA graphs (CUDA devices only).
+    cuda_graphs: bool = True
 
     def default_schedule(self) -> Schedule:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
@@ -91,10 +93,20 @@ class InfillSnapshot:
 class Engine:
     """A model kept resident on one device, with its codec and decoding settings."""
 
-    def __init__(self, checkpoint: Checkpoint, device: torch.device, settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        settings: EngineSettings,
+        graphs: BlockGraphs | None = None,
+    ) -> None:
         self.checkpoint = checkpoint
         self.device = device
         self.settings = settings
+        # Captured graphs belong to the resident model and outlive settings changes.
+        if graphs is None and device.type == "cuda":
+            graphs = BlockGraphs(checkpoint.model)
+        self.graphs = graphs
         specials = checkpoint.codec.specials
         # DreamOn-style checkpoints end a span by predicting end-of-text (delete) and
         # grow it by predicting expand; every other model must never commit those inside a span.
@@ -119,7 +131,9 @@ class Engine:
 
     def with_settings(self, **changes) -> Engine:
         """The same resident model with other decoding settings (nothing is reloaded)."""
-        return Engine(self.checkpoint, self.device, dataclasses.replace(self.settings, **changes))
+        return Engine(
+            self.checkpoint, self.device, dataclasses.replace(self.settings, **changes), self.graphs
+        )
 
     @property
     def codec(self):
@@ -210,7 +224,8 @@ class Engine:
                 specials.expand, specials.eos, specials.mask, canvas.span_start, self.settings.max_span
             )
         refresh = self.settings.cache_refresh
-        predictor = CachedContext(self.checkpoint.model, refresh) if refresh else self.predict
+        graphs = self.graphs if self.settings.cuda_graphs else None
+        predictor = CachedContext(self.checkpoint.model, refresh, graphs) if refresh else self.predict
         states = denoise(
             predictor,
             canvas,

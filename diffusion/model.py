@@ -99,10 +99,10 @@ class LayerCache:
     to a context computed at the last refresh (Fast-dLLM's dual cache).
     """
 
-    def __init__(self) -> None:
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
-        self.start: int | None = None
+    def __init__(
+        self, k: torch.Tensor | None = None, v: torch.Tensor | None = None, start: int | None = None
+    ) -> None:
+        self.k, self.v, self.start = k, v, start
 
     def merge(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.start is None:
@@ -183,6 +183,20 @@ class DiffusionTransformer(nn.Module):
         reuse, `input_ids` is only the block at positions `start:start + L` of a
         canvas of length T whose other keys and values the caches hold.
         """
+        attn_mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            attn_mask = attention_mask[:, None, None, :]  # (B, 1, 1, T): keys a query may see
+        return self.masked_hidden_states(input_ids, attn_mask, caches, start)
+
+    def masked_hidden_states(
+        self,
+        input_ids: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        caches: list[LayerCache] | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
+        """`hidden_states` with the (B, 1, 1, T) key mask already built: no host sync, so a
+        CUDA graph can capture it."""
         length = input_ids.shape[1]
         assert start + length <= self.config.max_position_embeddings, (
             f"canvas of {start + length} tokens exceeds max_position_embeddings "
@@ -191,9 +205,6 @@ class DiffusionTransformer(nn.Module):
         x = self.model.embed_tokens(input_ids)
         cos, sin = rotary_tables(self.config.head_size, start + length, self.config.rope_theta, x.device)
         cos, sin = cos[start:].to(x.dtype), sin[start:].to(x.dtype)
-        attn_mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            attn_mask = attention_mask[:, None, None, :]  # (B, 1, 1, T): keys a query may see
         for index, layer in enumerate(self.model.layers):
             x = layer(x, cos, sin, attn_mask, caches[index] if caches is not None else None)
         return self.model.norm(x)

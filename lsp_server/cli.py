@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps between full passes of the cached decoder (default: the engine's; >= the step budget: once per block)",
     )
     bench.add_argument(
+        "--no-cuda-graphs", action="store_true", help="eager block steps on CUDA (for comparison)"
+    )
+    bench.add_argument(
         "--modes",
         default=None,
         help="comma-separated subset of threshold,threshold_nocache,one_per_step (default: all)",
