@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from diffusion.canvas import build_canvas, prefix_window, suffix_window
@@ -44,3 +45,22 @@ def test_cached_decoding_refreshes_on_schedule_and_mostly_agrees(engine):
     assert cached.full_passes == -(-cached.calls // 4)
     agreement = float((approximate.ids == exact.ids)[canvas.masked].float().mean())
     assert agreement >= 0.5, agreement
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_cuda_graph_block_steps_commit_the_same_tokens_as_eager_ones():
+    from diffusion.checkpoint import BUILTIN_MODEL_DIR, load_checkpoint
+    from diffusion.engine import Engine, settings_for
+
+    device = torch.device("cuda")
+    checkpoint = load_checkpoint(BUILTIN_MODEL_DIR, device, torch.bfloat16)
+    graphed = Engine(checkpoint, device, settings_for(checkpoint))
+
+    def final_ids(engine):
+        return [*engine.infill(PREFIX, SUFFIX, [32], exact_length=True)][-1].best.ids
+
+    assert final_ids(graphed) == final_ids(graphed.with_settings(cuda_graphs=False))
+    captured = len(graphed.graphs.graphs)  # one per block shape between refreshes
+    assert captured >= 1
+    assert final_ids(graphed) == final_ids(graphed.with_settings(cuda_graphs=False))
+    assert len(graphed.graphs.graphs) == captured  # the same request shape replays, captures nothing new
