@@ -52,6 +52,13 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos + rotated * sin).to(x.dtype)
 
 
+def key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, T) real-token flags as the (B, 1, 1, T) keys a query may see; None when all are real."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return attention_mask[:, None, None, :]
+
+
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -183,10 +190,7 @@ class DiffusionTransformer(nn.Module):
         reuse, `input_ids` is only the block at positions `start:start + L` of a
         canvas of length T whose other keys and values the caches hold.
         """
-        attn_mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            attn_mask = attention_mask[:, None, None, :]  # (B, 1, 1, T): keys a query may see
-        return self.masked_hidden_states(input_ids, attn_mask, caches, start)
+        return self.masked_hidden_states(input_ids, key_mask(attention_mask), caches, start)
 
     def masked_hidden_states(
         self,

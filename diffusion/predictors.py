@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.denoise import Predictor
-from diffusion.model import DiffusionTransformer, LayerCache
+from diffusion.model import DiffusionTransformer, LayerCache, key_mask
 
 
 def full_recompute(model: DiffusionTransformer) -> Predictor:
@@ -38,6 +38,7 @@ class CachedContext:
         self.graphs = graphs
         self.refresh_every = refresh_every
         self.caches: list[LayerCache] = []
+        self.key_mask: torch.Tensor | None = None
         self.region: tuple[int, int] = (0, 0)
         self.shape: tuple[int, ...] = ()
         self.calls = 0
@@ -50,11 +51,11 @@ class CachedContext:
         if refresh:
             return self._refresh(ids, select, attention)
         start, end = self.region
+        block = ids[:, start:end]
         if self.graphs is not None:
-            mask = None if attention is None or bool(attention.all()) else attention[:, None, None, :]
-            hidden = self.graphs.hidden(ids[:, start:end], mask, self.caches, start)
+            hidden = self.graphs.hidden(block, self.key_mask, self.caches, start)
         else:
-            hidden = self.model.hidden_states(ids[:, start:end], attention, self.caches, start)
+            hidden = self.model.masked_hidden_states(block, self.key_mask, self.caches, start)
         block_select = select[:, start:end]
         assert int(block_select.sum()) == int(select.sum()), "a masked position lies outside the cached block"
         return self.model.head_at(hidden, block_select)
@@ -67,7 +68,9 @@ class CachedContext:
         start = int(columns.min()) - (1 if self.model.config.shift_logits else 0)
         self.region = (max(0, start), int(columns.max()) + 1)
         self.caches = [LayerCache() for _ in self.model.model.layers]
-        hidden = self.model.hidden_states(ids, attention, self.caches)
+        # The canvas's padding does not change between refreshes: build its mask once.
+        self.key_mask = key_mask(attention)
+        hidden = self.model.masked_hidden_states(ids, self.key_mask, self.caches)
         for cache in self.caches:
             cache.start = self.region[0]
         return self.model.head_at(hidden, select)

@@ -60,20 +60,25 @@ def parameter_count(config: ModelConfig) -> int:
 
 def shaped_checkpoint(shape: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Checkpoint:
     """A random-weight model of `shape`, resident on `device`, with the built-in tokenizer."""
-    builtin = load_checkpoint(BUILTIN_MODEL_DIR, "cpu")
     if shape == "builtin":
         return load_checkpoint(BUILTIN_MODEL_DIR, device, dtype)
+    builtin = load_checkpoint(BUILTIN_MODEL_DIR, "cpu")
     config = shape_config(builtin.config, shape)
+    model = random_model(lambda: DiffusionTransformer(config), config, device, dtype, seed)
+    return Checkpoint(config, model, builtin.codec, BUILTIN_MODEL_DIR, f"random {shape}")
+
+
+def random_model(build, config: ModelConfig, device: torch.device, dtype: torch.dtype, seed: int):
+    """`build()` made directly on `device` in `dtype`, after checking it fits, frozen for inference."""
     check_fits(parameter_count(config), dtype, device)
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            model = DiffusionTransformer(config).eval().requires_grad_(False)
+            return build().eval().requires_grad_(False)
     finally:
         torch.set_default_dtype(previous)
-    return Checkpoint(config, model, builtin.codec, BUILTIN_MODEL_DIR, f"random {shape}")
 
 
 def causal_twin(config: ModelConfig, device: torch.device, dtype: torch.dtype, seed: int = 0):
@@ -92,13 +97,4 @@ def causal_twin(config: ModelConfig, device: torch.device, dtype: torch.dtype, s
         rope_theta=config.rope_theta,
         tie_word_embeddings=config.tie_word_embeddings,
     )
-    check_fits(parameter_count(config), dtype, device)
-    torch.manual_seed(seed)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = Qwen2ForCausalLM(qwen).eval().requires_grad_(False)
-    finally:
-        torch.set_default_dtype(previous)
-    return model
+    return random_model(lambda: Qwen2ForCausalLM(qwen), config, device, dtype, seed)
