@@ -26,7 +26,7 @@ import torch
 
 from diffusion.canvas import prefix_window, suffix_window
 from diffusion.device import pick_device
-from diffusion.engine import Engine, settings_for
+from diffusion.engine import Engine, cache_changes, settings_for
 from diffusion.schedule import one_per_step
 from diffusion.shapes import causal_twin, shaped_checkpoint
 
@@ -201,8 +201,8 @@ def run_rows(
 
 def load_engine(args: argparse.Namespace) -> tuple[Engine, str]:
     if args.model:
-        return Engine.load(args.model, args.device), "model"
-    device, dtype = pick_device(args.device)
+        return Engine.load(args.model, args.device, args.dtype), "model"
+    device, dtype = pick_device(args.device, args.dtype)
     checkpoint = shaped_checkpoint(args.shape, device, dtype)
     return Engine(checkpoint, device, settings_for(checkpoint)), args.shape
 
@@ -213,8 +213,7 @@ def parse_sizes(text: str | None) -> list[int | None]:
 
 def run_bench(args: argparse.Namespace) -> int:
     engine, shape = load_engine(args)
-    if args.cache_refresh is not None:
-        engine = engine.with_settings(cache_refresh=args.cache_refresh)
+    engine = engine.with_settings(**cache_changes(args.cache_refresh, args.cache_margin))
     if args.no_cuda_graphs:
         engine = engine.with_settings(cuda_graphs=False)
     modes = tuple(args.modes.split(",")) if args.modes else DIFFUSION_MODES

@@ -15,8 +15,8 @@ from diffusion.hub import resolve_model
 from diffusion.memory import free_bytes, gib
 
 
-def report(model: str | None, device: str | None) -> dict[str, object]:
-    torch_device, dtype = pick_device(device)
+def report(model: str | None, device: str | None, dtype_name: str | None = None) -> dict[str, object]:
+    torch_device, dtype = pick_device(device, dtype_name)
     free = free_bytes(torch_device)
     facts: dict[str, object] = {
         "python": platform.python_version(),
@@ -79,7 +79,7 @@ def gemma_facts(folder, device: torch.device, dtype: torch.dtype) -> dict[str, o
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    facts = report(args.model, args.device)
+    facts = report(args.model, args.device, args.dtype)
     if args.json:
         print(json.dumps(facts))
     else:

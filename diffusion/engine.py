@@ -40,11 +40,22 @@ class EngineSettings:
     # Approximate context caching: a full pass every `cache_refresh` steps, block-only
     # passes in between; 0 recomputes the whole canvas every step.
     cache_refresh: int = 4
+    # Context tokens on each side of the block recomputed with it at every cached step: the
+    # context nearest the block goes stale fastest. On 80 HumanEval single-line tasks (oracle
+    # length) 32 raised completions identical to uncached decoding from 64% to 93%, on 40
+    # multi-line ones from 28% to 65%, for about 15% more time per cached step.
+    cache_margin: int = 32
     # Replay the cached block forward from CUDA graphs (CUDA devices only).
     cuda_graphs: bool = True
 
     def default_schedule(self) -> Schedule:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
+
+
+def cache_changes(refresh: int | None, margin: int | None) -> dict[str, int]:
+    """`EngineSettings` changes for the cache flags a command was given (None: keep)."""
+    changes = {"cache_refresh": refresh, "cache_margin": margin}
+    return {key: value for key, value in changes.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -119,9 +130,11 @@ class Engine:
         )
 
     @classmethod
-    def load(cls, model: str | Path | None = None, device: str | None = None) -> Engine:
+    def load(
+        cls, model: str | Path | None = None, device: str | None = None, dtype: str | None = None
+    ) -> Engine:
         folder = resolve_model(model)
-        torch_device, dtype = pick_device(device)
+        torch_device, dtype = pick_device(device, dtype)
         if is_diffusion_gemma(folder):
             from diffusion.gemma_adapter import load_gemma  # transformers' DiffusionGemma, imported only here
 
@@ -225,7 +238,11 @@ class Engine:
             )
         refresh = self.settings.cache_refresh
         graphs = self.graphs if self.settings.cuda_graphs else None
-        predictor = CachedContext(self.checkpoint.model, refresh, graphs) if refresh else self.predict
+        predictor = (
+            CachedContext(self.checkpoint.model, refresh, graphs, self.settings.cache_margin)
+            if refresh
+            else self.predict
+        )
         states = denoise(
             predictor,
             canvas,

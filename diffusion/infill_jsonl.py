@@ -56,7 +56,7 @@ def process(engine: Engine, lines: Iterable[str], default_tokens: int) -> Iterat
 
 
 def run_infill_jsonl(args: argparse.Namespace, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    engine = Engine.load(args.model, args.device)
+    engine = Engine.load(args.model, args.device, args.dtype)
     default_tokens = args.max_tokens or engine.settings.max_span
     for result in process(engine, stdin, default_tokens):
         stdout.write(json.dumps(result) + "\n")

@@ -5,7 +5,9 @@ approximate context cache (after Fast-dLLM's dual cache): a full pass every
 `refresh_every` steps records every layer's keys and values; the steps in
 between recompute only the block being generated, which attends to the
 recorded prefix and suffix. The context's own states go slightly stale while
-the block changes, which is the approximation; a refresh bounds it.
+the block changes, which is the approximation; a refresh bounds it. `margin`
+context tokens on each side of the block are recomputed with it: the context
+nearest the block is what the block's tokens change most.
 """
 
 from __future__ import annotations
@@ -31,10 +33,16 @@ class CachedContext:
     """A Predictor that reuses the context's keys and values between refreshes."""
 
     def __init__(
-        self, model: DiffusionTransformer, refresh_every: int = 4, graphs: BlockGraphs | None = None
+        self,
+        model: DiffusionTransformer,
+        refresh_every: int = 4,
+        graphs: BlockGraphs | None = None,
+        margin: int = 0,
     ) -> None:
         assert refresh_every >= 1, f"refresh_every must be >= 1, got {refresh_every}"
+        assert margin >= 0, f"margin must be >= 0, got {margin}"
         self.model = model
+        self.margin = margin
         self.graphs = graphs
         self.refresh_every = refresh_every
         self.caches: list[LayerCache] = []
@@ -65,8 +73,8 @@ class CachedContext:
         self.shape = tuple(ids.shape)
         columns = select.any(dim=0).nonzero()[:, 0]
         # The block: every still-masked column; one more on the left when logits are shifted.
-        start = int(columns.min()) - (1 if self.model.config.shift_logits else 0)
-        self.region = (max(0, start), int(columns.max()) + 1)
+        start = int(columns.min()) - (1 if self.model.config.shift_logits else 0) - self.margin
+        self.region = (max(0, start), min(ids.shape[1], int(columns.max()) + 1 + self.margin))
         self.caches = [LayerCache() for _ in self.model.model.layers]
         # The canvas's padding does not change between refreshes: build its mask once.
         self.key_mask = key_mask(attention)

@@ -18,6 +18,27 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="model folder (Hugging Face format) or a hub id already in the local cache; default: built-in",
     )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: auto)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
+        help="compute dtype (default: bfloat16 on a GPU, float32 on CPU)",
+    )
+
+
+def add_cache_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-refresh",
+        type=int,
+        default=None,
+        help="steps between full passes of the cached decoder; 0: no cache (default: the engine's)",
+    )
+    parser.add_argument(
+        "--cache-margin",
+        type=int,
+        default=None,
+        help="context tokens each side of the block recomputed at every cached step (default: the engine's)",
+    )
 
 
 def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
@@ -34,7 +55,9 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
     )
     humaneval.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
     humaneval.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
-    humaneval.add_argument("--no-cache", action="store_true", help="recompute the whole canvas every step")
+    humaneval.add_argument(
+        "--jobs", type=int, default=1, help="programs tested at once while the model completes the next"
+    )
     humaneval.add_argument("--output", type=Path, default=None, help="write one JSON line per task here")
     humaneval.add_argument("--json", action="store_true", help="print the summary as JSON")
     jsonl = benchmarks.add_parser("jsonl", help="exact match, parse rate, edit similarity on a jsonl file")
@@ -43,6 +66,9 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
         "--k", type=int, default=None, help="span budget in tokens (default: multi-line budget)"
     )
     jsonl.add_argument("--json", action="store_true")
+    for parser_ in (humaneval, jsonl):
+        parser_.add_argument("--no-cache", action="store_true", help="recompute the whole canvas every step")
+        add_cache_options(parser_)
     return [humaneval, jsonl]
 
 
@@ -92,12 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="without --model: the built-in model, or a published shape with random weights",
     )
     bench.add_argument("--no-ar", action="store_true", help="skip the autoregressive generate() baseline")
-    bench.add_argument(
-        "--cache-refresh",
-        type=int,
-        default=None,
-        help="steps between full passes of the cached decoder (default: the engine's; >= the step budget: once per block)",
-    )
+    add_cache_options(bench)
     bench.add_argument(
         "--no-cuda-graphs", action="store_true", help="eager block steps on CUDA (for comparison)"
     )
@@ -133,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--tokenizer", type=Path, default=None, help="reuse this tokenizer.json (default: train one)"
     )
+    train.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this model folder's weights; its shape, canvas and tokenizer are kept",
+    )
     shape = train.add_argument_group("model shape and canvas (defaults: the built-in model's)")
     shape.add_argument("--hidden-size", type=int, default=None)
     shape.add_argument("--layers", type=int, default=None)
@@ -156,8 +183,12 @@ def train_settings(args: argparse.Namespace):
     def given(**values):
         return {key: value for key, value in values.items() if value is not None}
 
+    base_shape, base_limits, tokenizer = ModelShape(), CanvasLimits(), args.tokenizer
+    if args.init_from is not None:
+        base_shape, base_limits = shape_of(args.init_from)
+        tokenizer = args.init_from / "tokenizer.json"
     shape = replace(
-        ModelShape(),
+        base_shape,
         **given(
             hidden_size=args.hidden_size,
             num_hidden_layers=args.layers,
@@ -167,7 +198,7 @@ def train_settings(args: argparse.Namespace):
         ),
     )
     limits = replace(
-        CanvasLimits(),
+        base_limits,
         **given(max_prefix=args.max_prefix, max_suffix=args.max_suffix, max_span=args.max_span),
     )
     return TrainSettings(
@@ -183,8 +214,33 @@ def train_settings(args: argparse.Namespace):
         seed=args.seed,
         workers=args.workers,
         eval_every=args.eval_every,
-        tokenizer=args.tokenizer,
+        tokenizer=tokenizer,
+        init_from=args.init_from,
     )
+
+
+def shape_of(folder: Path):
+    """The ModelShape and CanvasLimits a model folder was trained with."""
+    from dataclasses import fields
+
+    from diffusion.checkpoint import read_config
+    from diffusion.train.examples import CanvasLimits
+    from diffusion.train.trainer import ModelShape
+
+    config = read_config(folder)
+    shape = ModelShape(**{f.name: getattr(config, f.name) for f in fields(ModelShape)})
+    limits = CanvasLimits(
+        **{
+            name: value
+            for name, value in (
+                ("max_prefix", config.infill_max_prefix),
+                ("max_suffix", config.infill_max_suffix),
+                ("max_span", config.infill_max_span),
+            )
+            if value is not None
+        }
+    )
+    return shape, limits
 
 
 def main(argv: list[str] | None = None) -> int:

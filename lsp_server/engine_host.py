@@ -24,9 +24,10 @@ class ModelUnavailable(Exception):
 
 
 class EngineHost:
-    def __init__(self, model: str | None, device: str | None) -> None:
+    def __init__(self, model: str | None, device: str | None, dtype: str | None = None) -> None:
         self.model = model
         self.device = device
+        self.dtype = dtype
         self.engine: Engine | None = None
         self.error: str | None = None
         self.started = time.monotonic()
@@ -39,7 +40,7 @@ class EngineHost:
             from diffusion.engine import Engine
 
             log.info("loading model %s", self.model or "(built-in)")
-            self.engine = Engine.load(self.model, self.device)
+            self.engine = Engine.load(self.model, self.device, self.dtype)
             log.info("model ready in %.1f s on %s", time.monotonic() - self.started, self.engine.device)
         except Exception as error:  # reported to every request, the server keeps serving
             log.exception("model failed to load")

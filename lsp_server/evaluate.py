@@ -74,8 +74,10 @@ def tracked(results: Iterator[TaskResult], total: int, console: Console) -> list
 def load_engine(args: argparse.Namespace, tasks: list[InfillTask], policy: LengthPolicy):
     from diffusion.engine import Engine
 
-    engine = Engine.load(args.model, args.device)
-    changes = {}
+    engine = Engine.load(args.model, args.device, args.dtype)
+    from diffusion.engine import cache_changes
+
+    changes = cache_changes(args.cache_refresh, args.cache_margin)
     if getattr(args, "no_cache", False):
         changes["cache_refresh"] = 0
     if policy.mode == "oracle" and tasks:
@@ -92,7 +94,9 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
     engine = load_engine(args, tasks, policy)
     limits = Limits(seconds=args.timeout, memory_bytes=args.memory_mb << 20)
     began = time.perf_counter()
-    results = tracked(run_tests(tasks, engine_completer(engine, policy), limits), len(tasks), console)
+    results = tracked(
+        run_tests(tasks, engine_completer(engine, policy), limits, jobs=args.jobs), len(tasks), console
+    )
     seconds = time.perf_counter() - began
     if args.output:
         with args.output.open("w", encoding="utf-8") as file:
@@ -108,7 +112,9 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
         "subset": args.subset,
         "length": policy.mode,
         "k": policy.tokens if policy.mode != "oracle" else None,
-        "cache": not args.no_cache,
+        "cache": not args.no_cache and engine.settings.cache_refresh > 0,
+        "cache_refresh": engine.settings.cache_refresh,
+        "cache_margin": engine.settings.cache_margin,
         "tasks": len(results),
         "pass_at_1": round(pass_at_1(results), 2),
         "statuses": statuses,

@@ -177,11 +177,11 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
-def load_engine(model: str | None, device: str | None) -> Engine:
+def load_engine(model: str | None, device: str | None, dtype: str | None = None) -> Engine:
     from diffusion.engine import Engine
 
     try:
-        return Engine.load(model, device)
+        return Engine.load(model, device, dtype)
     # CheckpointError is a ValueError; torch reports a bad or absent device as RuntimeError or
     # (CUDA missing from the build) AssertionError; a broken tokenizer file as OSError.
     except (ValueError, OSError, RuntimeError, AssertionError) as error:
@@ -332,7 +332,7 @@ def _preview(args, console: Console) -> int:
         raise PreviewError(f"--max-tokens must be at least 1, not {args.max_tokens}")
 
     # The model loads only once the file is known to be good: its errors should not wait on it.
-    engine = load_engine(args.model, args.device)
+    engine = load_engine(args.model, args.device, args.dtype)
     import torch
 
     from lsp_server.regions import language_for_path

@@ -162,7 +162,7 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pygls").setLevel(logging.WARNING)
-    shared = Shared(host=EngineHost(args.model, args.device))
+    shared = Shared(host=EngineHost(args.model, args.device, args.dtype))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: every process that can reach it can use the model", args.host)
     try:

@@ -92,13 +92,16 @@ def test_classify_reads_exit_codes_and_errors():
 def test_canonical_middles_pass_and_wrong_ones_fail(single_line):
     multi_line = load_humaneval("multi-line")
     tasks = spread(single_line, 12) + spread(multi_line, 12)
-    canonical = list(run_tests(tasks, lambda t: Completion(t.middle, 0, 0.0), QUICK))
+    # Several sandboxes at once: results still come back in task order.
+    canonical = list(run_tests(tasks, lambda t: Completion(t.middle, 0, 0.0), QUICK, jobs=4))
+    assert [r.task_id for r in canonical] == [t.task_id for t in tasks]
     assert [r.verdict.status for r in canonical] == ["passed"] * len(tasks)
     emptied = list(run_tests(tasks, lambda t: Completion("\n", 0, 0.0), QUICK))
     assert sum(r.verdict.passed for r in emptied) < len(tasks) // 4
 
 
-def test_evaluation_carries_on_past_bad_completions(single_line, tmp_path: Path):
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_evaluation_carries_on_past_bad_completions(single_line, tmp_path: Path, jobs: int):
     # A `return` line: replacing it with another statement keeps the program's shape.
     task = next(t for t in single_line if t.middle.strip().startswith("return "))
     indent = task.middle[: len(task.middle) - len(task.middle.lstrip())]
@@ -113,7 +116,7 @@ def test_evaluation_carries_on_past_bad_completions(single_line, tmp_path: Path)
         type(task)(name, task.prefix, task.suffix, task.middle, task.test, task.entry_point) for name in bad
     ]
     limits = Limits(seconds=2.0, memory_bytes=256 << 20)
-    results = list(run_tests(tasks, lambda t: Completion(bad[t.task_id], 1, 0.0), limits))
+    results = list(run_tests(tasks, lambda t: Completion(bad[t.task_id], 1, 0.0), limits, jobs=jobs))
     assert [r.verdict.status for r in results] == ["timeout", "memory", "refused", "passed"]
     assert pass_at_1(results) == 25.0
     assert not outside.exists()

@@ -21,10 +21,11 @@ def canvas_for(engine, span: int = 24):
     )
 
 
-def test_block_only_pass_right_after_a_refresh_equals_the_full_pass(engine):
+@pytest.mark.parametrize("margin", [0, 8])
+def test_block_only_pass_right_after_a_refresh_equals_the_full_pass(engine, margin: int):
     model = engine.checkpoint.model
     canvas = canvas_for(engine)
-    cached = CachedContext(model, refresh_every=100)
+    cached = CachedContext(model, refresh_every=100, margin=margin)
     select = canvas.masked
     first = cached(canvas.ids, select, canvas.attention)
     # Nothing changed since the refresh, so the spliced keys and values are exact.
@@ -45,6 +46,19 @@ def test_cached_decoding_refreshes_on_schedule_and_mostly_agrees(engine):
     assert cached.full_passes == -(-cached.calls // 4)
     agreement = float((approximate.ids == exact.ids)[canvas.masked].float().mean())
     assert agreement >= 0.5, agreement
+
+
+def test_a_margin_covering_the_canvas_makes_cached_decoding_exact(engine):
+    # Everything is recomputed at every step, so nothing can go stale.
+    model = engine.checkpoint.model
+    canvas = canvas_for(engine, 32)
+    schedule = Threshold(tau=0.9, max_steps=16)
+    *_, exact = denoise(full_recompute(model), canvas, schedule, banned_ids=engine.banned_ids)
+    cached = CachedContext(model, refresh_every=100, margin=canvas.ids.shape[1])
+    *_, whole = denoise(cached, canvas, schedule, banned_ids=engine.banned_ids)
+    assert cached.full_passes == 1 and cached.calls > 1
+    assert cached.region == (0, canvas.ids.shape[1])
+    assert torch.equal(whole.ids, exact.ids)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")

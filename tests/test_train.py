@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffusion.checkpoint import load_checkpoint
 from diffusion.train.corpus import collect_corpus
@@ -53,11 +54,11 @@ def test_corpus_drops_duplicates_and_binaries_and_splits_by_file(corpus_root: Pa
     assert not {f.sha256 for f in corpus.train} & {f.sha256 for f in corpus.held_out}
 
 
-def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_path: Path):
-    settings = TrainSettings(
+def tiny_settings(corpus_root: Path, where: Path) -> TrainSettings:
+    return TrainSettings(
         roots=(corpus_root,),
-        run_dir=tmp_path / "run",
-        output=tmp_path / "model",
+        run_dir=where / "run",
+        output=where / "model",
         shape=ModelShape(
             vocab_size=320,
             hidden_size=32,
@@ -73,6 +74,10 @@ def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_pat
         max_steps=4,
         eval_every=2,
     )
+
+
+def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_path: Path):
+    settings = tiny_settings(corpus_root, tmp_path)
     train(settings)
     log = [json.loads(line) for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
@@ -87,6 +92,40 @@ def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_pat
     steps = [json.loads(line)["step"] for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert "steps: 6" in (settings.output / "MODEL_CARD.md").read_text()
+
+
+def test_training_can_start_from_another_models_weights(corpus_root: Path, tmp_path: Path):
+    from diffusion.checkpoint import CheckpointError
+    from lsp_server.cli import build_parser, train_settings
+
+    first = train(tiny_settings(corpus_root, tmp_path / "first"))
+    args = build_parser().parse_args(
+        [
+            "train",
+            str(corpus_root),
+            "--init-from",
+            str(first),
+            "--run-dir",
+            str(tmp_path / "run2"),
+            "--output",
+            str(tmp_path / "second"),
+            "--steps",
+            "0",
+        ]
+    )
+    settings = train_settings(args)
+    assert settings.shape.hidden_size == 32 and settings.limits.max_span == 16  # the folder's shape
+    assert settings.tokenizer == first / "tokenizer.json"
+    second = train(replace(settings, warmup_steps=2, eval_every=2, batch_size=4))
+    before = load_checkpoint(first, "cpu").model.state_dict()
+    after = load_checkpoint(second, "cpu").model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[name], after[name]) for name in before)  # no step: the same weights
+    assert f"initialised from: {first}" in (second / "MODEL_CARD.md").read_text()
+
+    wider = replace(settings, shape=replace(settings.shape, hidden_size=64), run_dir=tmp_path / "run3")
+    with pytest.raises(CheckpointError, match="shape"):
+        train(wider)
 
 
 def test_loss_history_keeps_the_last_value_of_a_repeated_step(tmp_path: Path):

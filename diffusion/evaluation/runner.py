@@ -13,7 +13,9 @@ single-line region kept to its first line.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -93,12 +95,32 @@ def run_tests(
     complete: Callable[[InfillTask], Completion],
     limits: Limits = DEFAULT_LIMITS,
     execute: Callable[[str, Limits], Verdict] = run_program,
+    jobs: int = 1,
 ) -> Iterator[TaskResult]:
-    """Complete and execute each task; a completion that fails in any way is a failed task."""
-    for task in tasks:
-        completion = complete(task)
-        verdict = execute(task.program(completion.text), limits)
-        yield TaskResult(task.task_id, completion.text, verdict, completion.steps, completion.seconds)
+    """Complete and execute each task, in task order; a completion that fails in any way is a failed task.
+
+    With `jobs` > 1, up to that many programs run in their sandboxes while the
+    model completes the next tasks (the model itself stays on this thread).
+    """
+    if jobs <= 1:
+        for task in tasks:
+            completion = complete(task)
+            verdict = execute(task.program(completion.text), limits)
+            yield TaskResult(task.task_id, completion.text, verdict, completion.steps, completion.seconds)
+        return
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending = deque()
+        for task in tasks:
+            completion = complete(task)
+            pending.append((task, completion, pool.submit(execute, task.program(completion.text), limits)))
+            while pending and (pending[0][2].done() or len(pending) > 2 * jobs):
+                yield _finished(*pending.popleft())
+        while pending:
+            yield _finished(*pending.popleft())
+
+
+def _finished(task: InfillTask, completion: Completion, verdict) -> TaskResult:
+    return TaskResult(task.task_id, completion.text, verdict.result(), completion.steps, completion.seconds)
 
 
 def score_text(

@@ -45,7 +45,9 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
 
 
 def save_loss_curve(log: Path, png: Path, title: str = "unmask train") -> Path | None:
-    """Write the curve; None (and nothing written) when matplotlib is not installed."""
+    """Write the curve; None (and nothing written) when matplotlib is not installed or no step ran."""
+    if not log.is_file():
+        return None
     try:
         import matplotlib
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from diffusion.checkpoint import save_checkpoint
+from diffusion.checkpoint import check_tensors, read_state_dict, save_checkpoint
 from diffusion.config import ModelConfig
 from diffusion.device import pick_device
 from diffusion.model import DiffusionTransformer
@@ -61,6 +61,8 @@ class TrainSettings:
     whole_canvas_fraction: float = 0.5
     workers: int = 0  # processes building examples (0: this one)
     tokenizer: Path | None = None  # reuse this tokenizer.json instead of training one
+    # Start from this model folder's weights (same shape and tokenizer) instead of random ones.
+    init_from: Path | None = None
 
 
 def learning_rate(step: int, seconds: float, settings: TrainSettings) -> float:
@@ -147,6 +149,13 @@ def held_out_batches(texts, codec, limits, settings, count=8):
     ]
 
 
+def initial_weights(model: DiffusionTransformer, folder: Path) -> None:
+    """Load `folder`'s weights into `model`, refusing a model of another shape."""
+    state = read_state_dict(folder, device=next(model.parameters()).device, dtype=torch.float32)
+    check_tensors(model, state)  # names a missing, extra or misshapen tensor
+    model.load_state_dict(state, strict=False)  # strict would miss a tied head's absent tensor
+
+
 def evaluate(model, batches, device) -> float:
     model.eval()
     with torch.no_grad():
@@ -197,6 +206,8 @@ def train(settings: TrainSettings) -> Path:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, tokens_seen, seconds_before = state["step"], state["tokens_seen"], state["seconds"]
+    elif settings.init_from is not None:
+        initial_weights(model, settings.init_from)
     batches = batch_stream(train_texts, codec, settings, settings.seed + step)
     held = held_out_batches(held_texts or train_texts[:50], codec, settings.limits, settings)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -268,6 +279,7 @@ def train(settings: TrainSettings) -> Path:
             "train_seconds": round(seconds),
             "hardware": f"{device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__})",
             "python": platform.python_version(),
+            **({"initialised from": str(settings.init_from)} if settings.init_from else {}),
             "parameters": model.num_parameters(),
             "batch_size": settings.batch_size,
             "learning_rate": settings.learning_rate,
