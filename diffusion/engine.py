@@ -52,9 +52,13 @@ class EngineSettings:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
 
 
-def cache_changes(refresh: int | None, margin: int | None) -> dict[str, int]:
+def cache_changes(refresh: int | None, margin: int | None, no_cuda_graphs: bool = False) -> dict:
     """`EngineSettings` changes for the cache flags a command was given (None: keep)."""
-    changes = {"cache_refresh": refresh, "cache_margin": margin}
+    changes = {
+        "cache_refresh": refresh,
+        "cache_margin": margin,
+        "cuda_graphs": False if no_cuda_graphs else None,
+    }
     return {key: value for key, value in changes.items() if value is not None}
 
 

@@ -12,6 +12,7 @@ nearest the block is what the block's tokens change most.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ import torch
 
 from diffusion.denoise import Predictor
 from diffusion.model import DiffusionTransformer, LayerCache, key_mask
+
+_REFRESHES = itertools.count()  # process-wide, so a cycle number is never reused
 
 
 def full_recompute(model: DiffusionTransformer) -> Predictor:
@@ -51,6 +54,7 @@ class CachedContext:
         self.shape: tuple[int, ...] = ()
         self.calls = 0
         self.full_passes = 0
+        self.cycle = -1
 
     @torch.inference_mode()
     def __call__(self, ids, select, attention):
@@ -61,7 +65,7 @@ class CachedContext:
         start, end = self.region
         block = ids[:, start:end]
         if self.graphs is not None:
-            hidden = self.graphs.hidden(block, self.key_mask, self.caches, start)
+            hidden = self.graphs.hidden(block, self.key_mask, self.caches, start, self.cycle)
         else:
             hidden = self.model.masked_hidden_states(block, self.key_mask, self.caches, start)
         block_select = select[:, start:end]
@@ -70,6 +74,7 @@ class CachedContext:
 
     def _refresh(self, ids, select, attention):
         self.full_passes += 1
+        self.cycle = next(_REFRESHES)
         self.shape = tuple(ids.shape)
         columns = select.any(dim=0).nonzero()[:, 0]
         # The block: every still-masked column; one more on the left when logits are shifted.
@@ -112,15 +117,35 @@ class BlockGraphs:
     arithmetic; one replay launches them all. Each shape (batch, block,
     canvas, block start) is captured once and kept (the newest `capacity`);
     inputs are copied into the graph's static buffers before each replay.
+
+    A capture costs about three eager steps, and a shape lasts only until the
+    next refresh, so a shape is captured only when it comes back in a later
+    refresh cycle (the same request repeated, or a refresh that left the block
+    as it was); until then its steps run eager. Capturing every new shape made
+    a HumanEval run, where every task has its own shape, slower than eager.
     """
 
-    def __init__(self, model: DiffusionTransformer, capacity: int = 8) -> None:
+    def __init__(self, model: DiffusionTransformer, capacity: int = 8, capture_after: int = 2) -> None:
         self.model = model
         self.capacity = capacity
+        self.capture_after = capture_after
         self.graphs: OrderedDict[tuple, _Graph] = OrderedDict()
+        # shape -> (refresh cycles it was seen in, the last of them)
+        self.seen: OrderedDict[tuple, tuple[int, int]] = OrderedDict()
 
-    def hidden(self, block_ids, mask, caches: list[LayerCache], start: int) -> torch.Tensor:
-        """Hidden states (B, L, C) of the block; valid until the next call."""
+    def sighting(self, key: tuple, cycle: int) -> int:
+        """Count `key` once per refresh cycle; returns how many cycles have seen it."""
+        cycles, last = self.seen.pop(key, (0, -1))
+        if last != cycle:
+            cycles += 1
+        self.seen[key] = (cycles, cycle)
+        while len(self.seen) > 32 * self.capacity:
+            self.seen.popitem(last=False)
+        return cycles
+
+    def hidden(self, block_ids, mask, caches: list[LayerCache], start: int, cycle: int) -> torch.Tensor:
+        """Hidden states (B, L, C) of the block; valid until the next call. `cycle` names the
+        refresh whose caches these are."""
         key = (
             tuple(block_ids.shape),
             tuple(caches[0].k.shape),
@@ -129,6 +154,8 @@ class BlockGraphs:
         )
         entry = self.graphs.get(key)
         if entry is None:
+            if self.sighting(key, cycle) < self.capture_after:
+                return self.model.masked_hidden_states(block_ids, mask, caches, start)
             entry = self._capture(block_ids, mask, caches, start)
             self.graphs[key] = entry
             while len(self.graphs) > self.capacity:

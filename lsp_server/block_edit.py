@@ -9,7 +9,6 @@ the changed lines come back as separate edits.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import math
 from collections.abc import Iterator
@@ -25,10 +24,9 @@ from lsp_server.protocol import (
     BlockEditRequest,
     ParamsError,
     lsp_range,
-    preview_params,
 )
 from lsp_server.regions import pick_rewrite, rank_candidates
-from lsp_server.scheduler import JobEnd, JobStopped, Outcome, run_job
+from lsp_server.streaming import stream_previews
 
 if TYPE_CHECKING:
     from lsp_server.documents import DocumentSnapshot
@@ -152,40 +150,9 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
             return suggest_work(engine, prefix, block, suffix)
 
     range_ = lsp_range(document.point(region.start), document.point(region.end))
-    request_id = session.request_id
-
-    def preview(snapshot, candidate, cancelled=False):
-        session.preview(
-            preview_params(
-                request_id=request_id,
-                uri=request.uri,
-                version=document.version,
-                range_=range_,
-                mode=request.mode,
-                snapshot=snapshot,
-                candidate=candidate,
-                glyph=settings.mask_glyph,
-                cancelled=cancelled,
-            )
-        )
-
-    last: InfillSnapshot | None = None
-    try:
-        async for snapshot in run_job(
-            session.shared.scheduler,
-            (session.connection, request.uri),
-            document.version,
-            work,
-            lambda: session.version_of(request.uri) == document.version,
-        ):
-            last = snapshot
-            preview(snapshot, snapshot.best)
-    except (JobStopped, asyncio.CancelledError):
-        preview(last, None, cancelled=True)
-        raise
-    if session.version_of(request.uri) != document.version:
-        preview(last, None, cancelled=True)
-        raise JobStopped(JobEnd(Outcome.STALE, "the document changed while denoising"))
+    last = await stream_previews(
+        session, request.uri, document, range_, request.mode, work, lambda snapshot: snapshot.best
+    )
     return {
         "mode": request.mode,
         "range": range_,

@@ -39,6 +39,9 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="context tokens each side of the block recomputed at every cached step (default: the engine's)",
     )
+    parser.add_argument(
+        "--no-cuda-graphs", action="store_true", help="eager block steps on CUDA (for comparison)"
+    )
 
 
 def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
@@ -119,9 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--no-ar", action="store_true", help="skip the autoregressive generate() baseline")
     add_cache_options(bench)
-    bench.add_argument(
-        "--no-cuda-graphs", action="store_true", help="eager block steps on CUDA (for comparison)"
-    )
     bench.add_argument(
         "--modes",
         default=None,

@@ -7,16 +7,15 @@ a standard inline completion item.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from diffusion.engine import Candidate, InfillSnapshot, Segment
-from lsp_server.protocol import lsp_range, preview_params
+from diffusion.engine import Candidate, Segment
+from lsp_server.protocol import lsp_range
 from lsp_server.regions import InfillRegion, pick_infill
-from lsp_server.scheduler import JobEnd, JobStopped, Outcome, run_job
+from lsp_server.streaming import stream_previews
 
 if TYPE_CHECKING:
     from lsp_server.server import Session
@@ -51,41 +50,16 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
     prefix, suffix = document.text[: region.start], document.text[region.end :]
     start, end = document.point(region.start), document.point(region.end)
     range_ = lsp_range(start, end)
-    request_id = session.request_id
-
-    def preview(snapshot: InfillSnapshot | None, candidate: Candidate | None, cancelled: bool = False):
-        session.preview(
-            preview_params(
-                request_id=request_id,
-                uri=uri,
-                version=document.version,
-                range_=range_,
-                mode="infill",
-                snapshot=snapshot,
-                candidate=candidate,
-                glyph=settings.mask_glyph,
-                cancelled=cancelled,
-            )
-        )
-
-    last: InfillSnapshot | None = None
-    try:
-        async for snapshot in run_job(
-            session.shared.scheduler,
-            (session.connection, uri),
-            document.version,
-            lambda: engine.infill(prefix, suffix, [tokens]),
-            lambda: session.version_of(uri) == document.version,
-        ):
-            last = snapshot
-            preview(snapshot, shape(snapshot.best, region))
-    except (JobStopped, asyncio.CancelledError):
-        preview(last, None, cancelled=True)
-        raise
+    last = await stream_previews(
+        session,
+        uri,
+        document,
+        range_,
+        "infill",
+        lambda: engine.infill(prefix, suffix, [tokens]),
+        lambda snapshot: shape(snapshot.best, region),
+    )
     assert last is not None and last.final
-    if session.version_of(uri) != document.version:  # changed after the last step: no stale text
-        preview(last, None, cancelled=True)
-        raise JobStopped(JobEnd(Outcome.STALE, "the document changed while denoising"))
     text = shape(last.best, region).text
     if not text:
         return types.InlineCompletionList(items=[])

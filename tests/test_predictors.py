@@ -61,6 +61,17 @@ def test_a_margin_covering_the_canvas_makes_cached_decoding_exact(engine):
     assert torch.equal(whole.ids, exact.ids)
 
 
+def test_graphs_capture_a_shape_only_when_a_later_refresh_cycle_brings_it_back(engine):
+    # The policy alone (capturing needs CUDA): counts are per refresh cycle, not per step.
+    from diffusion.predictors import BlockGraphs
+
+    graphs = BlockGraphs(engine.checkpoint.model, capture_after=2)
+    key = ((1, 40), (1, 1, 300, 64), 100, None)
+    assert [graphs.sighting(key, cycle=7) for _ in range(3)] == [1, 1, 1]
+    assert graphs.sighting(key, cycle=8) == 2
+    assert graphs.sighting(("other",), cycle=8) == 1
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_cuda_graph_block_steps_commit_the_same_tokens_as_eager_ones():
     from diffusion.checkpoint import BUILTIN_MODEL_DIR, load_checkpoint
@@ -73,8 +84,11 @@ def test_cuda_graph_block_steps_commit_the_same_tokens_as_eager_ones():
     def final_ids(engine):
         return [*engine.infill(PREFIX, SUFFIX, [32], exact_length=True)][-1].best.ids
 
-    assert final_ids(graphed) == final_ids(graphed.with_settings(cuda_graphs=False))
-    captured = len(graphed.graphs.graphs)  # one per block shape between refreshes
+    eager = final_ids(graphed.with_settings(cuda_graphs=False))
+    assert final_ids(graphed) == eager
+    assert not graphed.graphs.graphs  # a shape seen in one refresh cycle only runs eager
+    assert final_ids(graphed) == eager  # the same request again: its shapes come back, captured
+    captured = len(graphed.graphs.graphs)
     assert captured >= 1
-    assert final_ids(graphed) == final_ids(graphed.with_settings(cuda_graphs=False))
-    assert len(graphed.graphs.graphs) == captured  # the same request shape replays, captures nothing new
+    assert final_ids(graphed) == eager
+    assert len(graphed.graphs.graphs) == captured  # and replayed, nothing new captured

@@ -372,7 +372,7 @@ def model(request) -> str:
 def shared_engine(model, request, monkeypatch):
     """The session's engine (conftest) instead of a fresh load per run: the CPU is shared."""
     engine = request.getfixturevalue("engine")
-    monkeypatch.setattr(preview, "load_engine", lambda model, device: engine)
+    monkeypatch.setattr(preview, "load_engine", lambda model, device, dtype=None: engine)
     return engine
 
 
