@@ -91,6 +91,10 @@ def measure(engine: Engine, schedule, prefix: str, suffix: str, block: int, repe
                 pass
     for repeat in range(repeats):
         torch.manual_seed(repeat)
+        # Every timed request starts cold: a repeated canvas would reuse the last first pass.
+        first_passes = getattr(engine, "first_passes", None)
+        if first_passes is not None:
+            first_passes.clear()
         synchronize(engine.device)
         began = time.perf_counter()
         first = None

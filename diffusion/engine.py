@@ -23,7 +23,7 @@ from diffusion.device import pick_device
 from diffusion.families import UnknownArchitecture, family_name
 from diffusion.hub import resolve_model
 from diffusion.length import expand_delete
-from diffusion.predictors import BlockGraphs, CachedContext
+from diffusion.predictors import BlockGraphs, CachedContext, FirstPasses
 from diffusion.schedule import Schedule, Threshold
 
 
@@ -114,6 +114,7 @@ class Engine:
         device: torch.device,
         settings: EngineSettings,
         graphs: BlockGraphs | None = None,
+        first_passes: FirstPasses | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.device = device
@@ -122,6 +123,8 @@ class Engine:
         if graphs is None and device.type == "cuda":
             graphs = BlockGraphs(checkpoint.model)
         self.graphs = graphs
+        # The newest requests' first full passes, reused by a request that starts from the same canvas.
+        self.first_passes = first_passes if first_passes is not None else FirstPasses()
         specials = checkpoint.codec.specials
         # DreamOn-style checkpoints end a span by predicting end-of-text (delete) and
         # grow it by predicting expand; every other model must never commit those inside a span.
@@ -149,7 +152,11 @@ class Engine:
     def with_settings(self, **changes) -> Engine:
         """The same resident model with other decoding settings (nothing is reloaded)."""
         return Engine(
-            self.checkpoint, self.device, dataclasses.replace(self.settings, **changes), self.graphs
+            self.checkpoint,
+            self.device,
+            dataclasses.replace(self.settings, **changes),
+            self.graphs,
+            self.first_passes,
         )
 
     @property
@@ -243,7 +250,9 @@ class Engine:
         refresh = self.settings.cache_refresh
         graphs = self.graphs if self.settings.cuda_graphs else None
         predictor = (
-            CachedContext(self.checkpoint.model, refresh, graphs, self.settings.cache_margin)
+            CachedContext(
+                self.checkpoint.model, refresh, graphs, self.settings.cache_margin, self.first_passes
+            )
             if refresh
             else self.predict
         )

@@ -41,11 +41,13 @@ class CachedContext:
         refresh_every: int = 4,
         graphs: BlockGraphs | None = None,
         margin: int = 0,
+        first_passes: FirstPasses | None = None,
     ) -> None:
         assert refresh_every >= 1, f"refresh_every must be >= 1, got {refresh_every}"
         assert margin >= 0, f"margin must be >= 0, got {margin}"
         self.model = model
         self.margin = margin
+        self.first_passes = first_passes
         self.graphs = graphs
         self.refresh_every = refresh_every
         self.caches: list[LayerCache] = []
@@ -58,6 +60,14 @@ class CachedContext:
 
     @torch.inference_mode()
     def __call__(self, ids, select, attention):
+        if self.calls == 0 and self.first_passes is not None:
+            hit = self.first_passes.find(ids, select, attention, self.margin)
+            if hit is not None:  # the same canvas as a recent request's start: its pass is exact
+                self.calls += 1
+                self.caches, self.key_mask, self.region = hit.caches, hit.key_mask, hit.region
+                self.shape = tuple(ids.shape)
+                self.cycle = next(_REFRESHES)
+                return hit.logits
         refresh = self.calls % self.refresh_every == 0 or tuple(ids.shape) != self.shape
         self.calls += 1
         if refresh:
@@ -86,7 +96,69 @@ class CachedContext:
         hidden = self.model.masked_hidden_states(ids, self.key_mask, self.caches)
         for cache in self.caches:
             cache.start = self.region[0]
-        return self.model.head_at(hidden, select)
+        logits = self.model.head_at(hidden, select)
+        if self.first_passes is not None and self.full_passes == 1:
+            self.first_passes.remember(
+                FirstPass(
+                    ids, select, attention, self.margin, self.caches, self.key_mask, self.region, logits
+                )
+            )
+        return logits
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """A request's first full pass: the canvas it saw and everything the cache kept of it."""
+
+    ids: torch.Tensor
+    select: torch.Tensor
+    attention: torch.Tensor | None
+    margin: int
+    caches: list[LayerCache]
+    key_mask: torch.Tensor | None
+    region: tuple[int, int]
+    logits: torch.Tensor
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+class FirstPasses:
+    """The newest first full passes, reused when a new request starts from the same canvas.
+
+    A request's first pass sees the block fully masked, so two requests whose
+    context tokens and span lengths agree start from identical canvases, even
+    when the text the block replaces differs (a rewrite asked again after an
+    edit inside the block, an infill asked again at the same place). Reusing
+    that pass is exact, not an approximation: the second request skips its
+    most expensive forward.
+    """
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.capacity = capacity
+        self.passes: list[FirstPass] = []
+        self.hits = 0
+
+    def find(self, ids, select, attention, margin: int) -> FirstPass | None:
+        for entry in self.passes:
+            if (
+                entry.margin == margin
+                and _same(entry.ids, ids)
+                and _same(entry.select, select)
+                and _same(entry.attention, attention)
+            ):
+                self.hits += 1
+                return entry
+        return None
+
+    def remember(self, entry: FirstPass) -> None:
+        self.passes = [entry, *self.passes][: self.capacity]
+
+    def clear(self) -> None:
+        self.passes = []
 
 
 @dataclass

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from diffusion.canvas import build_canvas, prefix_window, suffix_window
 from diffusion.denoise import denoise
-from diffusion.predictors import CachedContext, full_recompute
+from diffusion.predictors import CachedContext, FirstPasses, full_recompute
 from diffusion.schedule import Threshold
 
 PREFIX = "import os\n\n\ndef list_files(root):\n    found = []\n    for name in os.listdir(root):\n        "
@@ -59,6 +61,37 @@ def test_a_margin_covering_the_canvas_makes_cached_decoding_exact(engine):
     assert cached.full_passes == 1 and cached.calls > 1
     assert cached.region == (0, canvas.ids.shape[1])
     assert torch.equal(whole.ids, exact.ids)
+
+
+def test_a_request_starting_from_a_known_canvas_reuses_its_first_pass_exactly(engine):
+    model = engine.checkpoint.model
+    canvas = canvas_for(engine, 32)
+    schedule = Threshold(tau=0.9, max_steps=16)
+    store = FirstPasses()
+    first = CachedContext(model, refresh_every=4, margin=8, first_passes=store)
+    *_, a = denoise(first, canvas, schedule, banned_ids=engine.banned_ids)
+    again = CachedContext(model, refresh_every=4, margin=8, first_passes=store)
+    *_, b = denoise(again, canvas, schedule, banned_ids=engine.banned_ids)
+    assert store.hits == 1
+    assert again.full_passes == first.full_passes - 1  # its first step ran no forward at all
+    assert torch.equal(a.ids, b.ids)  # and nothing was approximated by it
+
+    other = canvas_for(engine, 24)  # another span length: another canvas, no reuse
+    fresh = CachedContext(model, refresh_every=4, margin=8, first_passes=store)
+    [*itertools.islice(denoise(fresh, other, schedule, banned_ids=engine.banned_ids), 2)]  # one step
+    assert store.hits == 1 and fresh.full_passes == 1
+    wider = CachedContext(model, refresh_every=4, margin=16, first_passes=store)  # another region
+    [*itertools.islice(denoise(wider, canvas, schedule, banned_ids=engine.banned_ids), 2)]
+    assert store.hits == 1 and wider.full_passes == 1
+
+
+def test_engine_requests_share_first_passes_across_settings(engine):
+    cached = engine.with_settings(cache_refresh=4)
+    hits = cached.first_passes.hits
+    one = [*cached.infill(PREFIX, SUFFIX, [16])][-1].best.ids
+    two = [*cached.with_settings(tau=0.9).infill(PREFIX, SUFFIX, [16])][-1].best.ids
+    assert cached.first_passes.hits == hits + 1
+    assert one == two
 
 
 def test_graphs_capture_a_shape_only_when_a_later_refresh_cycle_brings_it_back(engine):
