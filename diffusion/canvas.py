@@ -100,3 +100,43 @@ def build_remask_canvas(
         span_start=len(head),
         span_lengths=(len(block),) * len(remask),
     )
+
+
+def stack_canvases(canvases: Sequence[Canvas], pad: int) -> tuple[Canvas, tuple[range, ...]]:
+    """One canvas holding every row of `canvases` (requests of different documents), and the
+    rows each came from.
+
+    Rows are shifted right so that every span starts at the same column, then
+    right-padded; the padding is masked out of attention. Rotary attention
+    depends only on the distance between positions, so a row shifted as a whole
+    scores as it did alone: one forward pass serves every request.
+    """
+    assert canvases, "nothing to stack"
+    start = max(c.span_start for c in canvases)
+    length = max(start - c.span_start + c.ids.shape[1] for c in canvases)
+    device = canvases[0].ids.device
+    ids, masked, attention, rows, lengths = [], [], [], [], []
+    for canvas in canvases:
+        shift = start - canvas.span_start
+        batch, width = canvas.ids.shape
+        row_ids = torch.full((batch, length), pad, dtype=torch.long, device=device)
+        row_masked = torch.zeros((batch, length), dtype=torch.bool, device=device)
+        row_attention = torch.zeros((batch, length), dtype=torch.bool, device=device)
+        row_ids[:, shift : shift + width] = canvas.ids
+        row_masked[:, shift : shift + width] = canvas.masked
+        row_attention[:, shift : shift + width] = canvas.attention if canvas.attention is not None else True
+        first = sum(len(r) for r in rows)
+        rows.append(range(first, first + batch))
+        ids.append(row_ids)
+        masked.append(row_masked)
+        attention.append(row_attention)
+        lengths.extend(canvas.span_lengths)
+    attention_all = torch.cat(attention)
+    stacked = Canvas(
+        ids=torch.cat(ids),
+        masked=torch.cat(masked),
+        attention=None if bool(attention_all.all()) else attention_all,
+        span_start=start,
+        span_lengths=tuple(lengths),
+    )
+    return stacked, tuple(rows)

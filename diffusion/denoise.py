@@ -44,6 +44,16 @@ class DenoiseState:
     def done(self) -> bool:
         return not bool(self.masked.any())
 
+    def rows(self, start: int, stop: int) -> DenoiseState:
+        """The state of rows start:stop alone (one request of a batch)."""
+        return dataclasses.replace(
+            self,
+            ids=self.ids[start:stop],
+            masked=self.masked[start:stop],
+            score=self.score[start:stop],
+            span_lengths=self.span_lengths[start:stop],
+        )
+
 
 def denoise(
     predict: Predictor,

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import torch
 
-from diffusion.canvas import Canvas, build_canvas, build_remask_canvas, prefix_window, suffix_window
+from diffusion.canvas import (
+    Canvas,
+    build_canvas,
+    build_remask_canvas,
+    prefix_window,
+    stack_canvases,
+    suffix_window,
+)
 from diffusion.checkpoint import Checkpoint, load_checkpoint, read_raw_config
 from diffusion.confidence import CONFIDENCES, log_probability
 from diffusion.denoise import DenoiseState, denoise
@@ -60,6 +67,15 @@ def cache_changes(refresh: int | None, margin: int | None, no_cuda_graphs: bool 
         "cuda_graphs": False if no_cuda_graphs else None,
     }
     return {key: value for key, value in changes.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class InfillAsk:
+    """One infill request's part of a batch (`Engine.infill_many`)."""
+
+    prefix: str
+    suffix: str
+    span_lengths: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,16 +195,42 @@ class Engine:
         With `exact_length` every span position gets a real token (no null, no
         length control): the caller knows how long the middle is, as an oracle does.
         """
+        yield from self._run(self._infill_canvas(prefix, suffix, span_lengths), schedule, exact_length)
+
+    def infill_many(self, asks: Sequence[InfillAsk]) -> Iterator[tuple[InfillSnapshot, ...]]:
+        """Several infill requests (other documents, other connections) denoised together: one
+        forward pass per step serves them all. Yields one snapshot per ask at every step; an
+        ask that finished early repeats its final snapshot."""
+        if len(asks) == 1:  # alone it keeps everything a single request has (length control)
+            ask = asks[0]
+            for snapshot in self.infill(ask.prefix, ask.suffix, ask.span_lengths):
+                yield (snapshot,)
+            return
+        canvases = [self._infill_canvas(a.prefix, a.suffix, a.span_lengths) for a in asks]
+        specials = self.codec.specials
+        stacked, rows = stack_canvases(canvases, specials.pad if specials.pad is not None else specials.mask)
+        finals: dict[int, InfillSnapshot] = {}  # asks already done: their snapshot stays as it was
+        for state in self._states(stacked, None):
+            step = []
+            for index, r in enumerate(rows):
+                snapshot = finals.get(index) or self.snapshot(
+                    state.rows(r.start, r.stop), stacked.span_start, state.span_lengths[r.start : r.stop]
+                )
+                if snapshot.final:
+                    finals[index] = snapshot
+                step.append(snapshot)
+            yield tuple(step)
+
+    def _infill_canvas(self, prefix: str, suffix: str, span_lengths: Sequence[int] | None) -> Canvas:
         lengths = [min(max(1, k), self.settings.max_span) for k in (span_lengths or [self.settings.max_span])]
         codec = self.codec
-        canvas = build_canvas(
+        return build_canvas(
             prefix_window(codec, prefix, self.settings.max_prefix),
             suffix_window(codec, suffix, self.settings.max_suffix),
             lengths,
             codec.specials,
             self.device,
         )
-        yield from self._run(canvas, schedule, exact_length)
 
     def count_tokens(self, text: str) -> int:
         return len(self.codec.encode(text))
@@ -236,6 +278,12 @@ class Engine:
     def _run(
         self, canvas: Canvas, schedule: Schedule | None, exact_length: bool = False
     ) -> Iterator[InfillSnapshot]:
+        for state in self._states(canvas, schedule, exact_length):
+            yield self.snapshot(state, canvas.span_start, state.span_lengths)
+
+    def _states(
+        self, canvas: Canvas, schedule: Schedule | None, exact_length: bool = False
+    ) -> Iterator[DenoiseState]:
         specials = self.codec.specials
         resize = None
         banned, null = self.banned_ids, specials.null
@@ -256,7 +304,7 @@ class Engine:
             if refresh
             else self.predict
         )
-        states = denoise(
+        return denoise(
             predictor,
             canvas,
             schedule or self.settings.default_schedule(),
@@ -265,8 +313,6 @@ class Engine:
             resize,
             null,
         )
-        for state in states:
-            yield self.snapshot(state, canvas.span_start, state.span_lengths)
 
     @torch.inference_mode()
     def predict(self, ids, select, attention):

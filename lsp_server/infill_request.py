@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from diffusion.engine import Candidate, Segment
+from diffusion.engine import Candidate, InfillAsk, Segment
 from lsp_server.protocol import lsp_range
 from lsp_server.regions import InfillRegion, pick_infill
+from lsp_server.scheduler import Batchable
 from lsp_server.streaming import stream_previews
 
 if TYPE_CHECKING:
@@ -32,6 +33,19 @@ def clip_to_line(candidate: Candidate) -> Candidate:
             break
         kept.append(segment)
     return replace(candidate, segments=tuple(kept))
+
+
+def infill_batch(engine, prefix: str, suffix: str, tokens: int) -> Batchable | None:
+    """Infills on the same model and settings share forward passes, whatever their documents."""
+    many = getattr(engine, "infill_many", None)  # DiffusionGemma's engine runs one at a time
+    if many is None:
+        return None
+    return Batchable(
+        key=("infill", id(engine.checkpoint), engine.settings),
+        part=InfillAsk(prefix, suffix, (tokens,)),
+        run=many,
+        is_last=lambda snapshot: snapshot.final,
+    )
 
 
 def shape(candidate: Candidate, region: InfillRegion) -> Candidate:
@@ -58,6 +72,7 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
         "infill",
         lambda: engine.infill(prefix, suffix, [tokens]),
         lambda snapshot: shape(snapshot.best, region),
+        infill_batch(engine, prefix, suffix, tokens),
     )
     assert last is not None and last.final
     text = shape(last.best, region).text

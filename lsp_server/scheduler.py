@@ -5,6 +5,12 @@ job carries its owner (connection, uri) and document version: a newer job
 for the same owner supersedes it, and a job whose document has moved on is
 dropped before it starts and between steps. Results travel back to the
 event loop as items on an asyncio queue.
+
+Jobs that can share forward passes (the same kind of request on the same
+model and settings, from any document or connection) say so with a
+`Batchable`; when the worker takes one, it takes every pending job with the
+same key along (up to `max_batch`) and runs them as one: each step serves all
+of them, and each job still ends on its own (done, cancelled, stale).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import enum
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +42,16 @@ class JobEnd:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Batchable:
+    """How a job joins others in one run: jobs with equal `key` may share forward passes."""
+
+    key: Hashable
+    part: Any  # this job's share of the batch
+    run: Callable[[Sequence[Any]], Iterator[Sequence[Any]]]  # parts -> per step, one item per part
+    is_last: Callable[[Any], bool]  # is this item the job's final one?
+
+
 @dataclass(eq=False)
 class Job:
     owner: tuple[Any, str]  # (connection, uri)
@@ -45,6 +61,15 @@ class Job:
     deliver: Callable[[Any], None]  # thread-safe sink for items and the final JobEnd
     stop: threading.Event = field(default_factory=threading.Event)
     stop_outcome: Outcome = Outcome.CANCELLED
+    batch: Batchable | None = None
+
+    def ended(self) -> JobEnd | None:
+        """Why this job must not go on, checked before it starts and between steps."""
+        if self.stop.is_set():
+            return JobEnd(self.stop_outcome)
+        if not self.is_current():
+            return JobEnd(Outcome.STALE, "the document changed")
+        return None
 
     def cancel(self, outcome: Outcome = Outcome.CANCELLED) -> None:
         if not self.stop.is_set():
@@ -53,11 +78,14 @@ class Job:
 
 
 class Scheduler:
-    """A single worker running jobs in arrival order."""
+    """A single worker running jobs in arrival order, batchable ones together."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_batch: int = 8) -> None:
+        self.max_batch = max_batch
+        self.batched_runs = 0  # runs that served more than one job
+        self.batched_jobs = 0
         self._pending: deque[Job] = deque()
-        self._running: Job | None = None
+        self._running: list[Job] = []
         self._lock = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="unmask-worker", daemon=True)
@@ -65,8 +93,8 @@ class Scheduler:
 
     def submit(self, job: Job) -> None:
         with self._lock:
-            for other in [*self._pending, self._running]:
-                if other is not None and other.owner == job.owner:
+            for other in [*self._pending, *self._running]:
+                if other.owner == job.owner:
                     other.cancel(Outcome.SUPERSEDED)
             self._pending.append(job)
             self._lock.notify()
@@ -76,22 +104,78 @@ class Scheduler:
             self._closed = True
             self._lock.notify()
 
-    def _next(self) -> Job | None:
+    def _next(self) -> list[Job]:
+        """The oldest pending job and every pending job that can share its forward passes."""
         with self._lock:
             while not self._pending and not self._closed:
                 self._lock.wait()
             if self._closed:
-                return None
-            self._running = self._pending.popleft()
-            return self._running
+                return []
+            first = self._pending.popleft()
+            group = [first]
+            if first.batch is not None:
+                for other in list(self._pending):
+                    if len(group) >= self.max_batch:
+                        break
+                    if other.batch is not None and other.batch.key == first.batch.key:
+                        self._pending.remove(other)
+                        group.append(other)
+            self._running = group
+            return group
 
     def _loop(self) -> None:
-        while (job := self._next()) is not None:
+        while jobs := self._next():
             try:
-                job.deliver(self._run(job))
+                if len(jobs) == 1:
+                    jobs[0].deliver(self._run(jobs[0]))
+                else:
+                    self._run_batch(jobs)
             finally:
                 with self._lock:
-                    self._running = None
+                    self._running = []
+
+    def _run_batch(self, jobs: list[Job]) -> None:
+        """Run jobs with one batch key together; every job gets its items and its own JobEnd."""
+        live = []
+        for job in jobs:
+            end = job.ended()
+            if end is None:
+                live.append(job)
+            else:
+                job.deliver(end)
+        if not live:
+            return
+        if len(live) > 1:
+            self.batched_runs += 1
+            self.batched_jobs += len(live)
+        batch = live[0].batch
+        assert batch is not None
+        steps = batch.run([job.batch.part for job in live])  # type: ignore[union-attr]
+        going = dict(enumerate(live))
+        try:
+            for items in steps:
+                for index, job in list(going.items()):
+                    end = job.ended()
+                    if end is None:
+                        job.deliver(items[index])
+                        if job.batch.is_last(items[index]):  # type: ignore[union-attr]
+                            end = JobEnd(Outcome.DONE)
+                    if end is not None:
+                        job.deliver(end)
+                        del going[index]
+                if not going:  # every job ended: no step is worth computing
+                    break
+        except Exception as error:  # a crash fails the jobs still running, never the worker
+            log.exception("batched job failed")
+            for job in going.values():
+                job.deliver(JobEnd(Outcome.FAILED, describe_failure(error)))
+            going = {}
+        finally:
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()
+        for job in going.values():
+            job.deliver(JobEnd(Outcome.DONE))
 
     @staticmethod
     def _run(job: Job) -> JobEnd:
@@ -137,6 +221,7 @@ async def run_job(
     version: int,
     work: Callable[[], Iterator[Any]],
     is_current: Callable[[], bool],
+    batch: Batchable | None = None,
 ) -> AsyncIterator[Any]:
     """Submit a job and yield its items on the event loop; ends by raising JobStopped unless DONE.
 
@@ -151,7 +236,7 @@ async def run_job(
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    job = Job(owner, version, work, is_current, deliver)
+    job = Job(owner, version, work, is_current, deliver, batch=batch)
     scheduler.submit(job)
     try:
         while True:

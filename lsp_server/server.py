@@ -187,6 +187,9 @@ def build_server(shared: Shared) -> Session:
             "encoding": session.encoding,
             "accepted": session.accepted,
             "rejected": session.rejected,
+            # Over the daemon's life: runs that served several jobs at once, and those jobs.
+            "batched_runs": shared.scheduler.batched_runs,
+            "batched_jobs": shared.scheduler.batched_jobs,
         }
 
     return session

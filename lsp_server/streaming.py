@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from diffusion.engine import Candidate, InfillSnapshot
 from lsp_server.protocol import preview_params
-from lsp_server.scheduler import JobEnd, JobStopped, Outcome, run_job
+from lsp_server.scheduler import Batchable, JobEnd, JobStopped, Outcome, run_job
 
 if TYPE_CHECKING:
     from lsp_server.documents import DocumentSnapshot
@@ -28,9 +28,10 @@ async def stream_previews(
     mode: str,
     work: Callable[[], Iterator[InfillSnapshot]],
     shown: Callable[[InfillSnapshot], Candidate],
+    batch: Batchable | None = None,
 ) -> InfillSnapshot | None:
-    """Run `work` for (connection, uri) at the document's version; the last snapshot, or None
-    when the job yielded none. Raises JobStopped (after a cancelled preview) if it did not end
+    """Run `work` (or its share of `batch`) for (connection, uri) at the document's version;
+    the last snapshot, or None when the job yielded none. Raises JobStopped (after a cancelled preview) if it did not end
     on a current document."""
     request_id = session.request_id
     glyph = session.settings.mask_glyph
@@ -58,6 +59,7 @@ async def stream_previews(
             document.version,
             work,
             lambda: session.version_of(uri) == document.version,
+            batch,
         ):
             last = snapshot
             preview(snapshot, shown(snapshot))

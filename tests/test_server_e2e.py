@@ -9,7 +9,7 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from tests.lsp_harness import TRANSPORTS, connect, start_daemon
+from tests.lsp_harness import TRANSPORTS, connect, start_daemon, to_plain
 
 URI = "file:///work/example.py"
 SOURCE = (
@@ -140,6 +140,26 @@ async def test_two_websocket_clients_are_served_at_once():
             assert one.previews_for("a")[-1]["final"] and two.previews_for("b")[-1]["final"]
     finally:
         await daemon.stop()
+
+
+async def test_requests_queued_from_several_documents_share_forward_passes():
+    async with client_over("stdio") as client:
+        uris = [f"file:///work/doc{i}.py" for i in range(3)]
+        for i, uri in enumerate(uris):
+            client.open(uri, SOURCE.replace("found", f"found{i}"))
+        # The first keeps the worker busy while the other two queue up behind it.
+        first = client.inline_completion(uris[0], BODY_LINE, 4, "busy")
+        await client.wait_for_preview(lambda p: p["id"] == "busy")
+        queued = [client.inline_completion(uri, RETURN_LINE, 11, f"q{i}") for i, uri in enumerate(uris[1:])]
+        results = await asyncio.wait_for(asyncio.gather(first, *queued), 180)
+        status = to_plain(await asyncio.wait_for(client.request("unmask/status", {}, "status"), 30))
+        assert status["batched_runs"] >= 1 and status["batched_jobs"] >= 2
+        for request_id, result, uri in zip(["q0", "q1"], results[1:], uris[1:], strict=True):
+            previews = client.previews_for(request_id)
+            assert [p["uri"] for p in previews] == [uri] * len(previews)  # nobody hears another's steps
+            assert previews[-1]["final"] and sum(p["final"] for p in previews) == 1
+            expected = result.items[0].insert_text if result.items else ""
+            assert previews[-1]["text"] == expected
 
 
 async def test_block_edit_rewrite_and_code_action():

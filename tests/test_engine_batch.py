@@ -1,0 +1,60 @@
+"""Requests from different documents denoised in one batch, on the real built-in model."""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion.canvas import build_canvas, prefix_window, stack_canvases, suffix_window
+from diffusion.engine import InfillAsk
+
+ASKS = [
+    InfillAsk("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n", (12,)),
+    InfillAsk(
+        "import os\n\n\ndef list_files(root):\n    found = []\n    for name in os.listdir(root):\n        ",
+        "\n    return found\n",
+        (20, 10),
+    ),
+]
+
+
+def test_a_stacked_row_scores_as_it_does_alone(engine):
+    # Rows are shifted so their spans line up; rotary attention only sees distances.
+    codec, model = engine.codec, engine.checkpoint.model
+    canvases = [
+        build_canvas(
+            prefix_window(codec, a.prefix, 192),
+            suffix_window(codec, a.suffix, 64),
+            a.span_lengths,
+            codec.specials,
+        )
+        for a in ASKS
+    ]
+    stacked, rows = stack_canvases(canvases, codec.specials.pad)
+    assert [list(r) for r in rows] == [[0], [1, 2]]
+    assert canvases[0].span_start != canvases[1].span_start  # a real shift happened
+    together = model.logits_at(stacked.ids, stacked.masked, stacked.attention)
+    alone = torch.cat([model.logits_at(c.ids, c.masked, c.attention) for c in canvases])
+    assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_batched_requests_get_the_answers_they_get_alone(engine):
+    exact = engine.with_settings(cache_refresh=0)
+    alone = [[*exact.infill(a.prefix, a.suffix, a.span_lengths)][-1] for a in ASKS]
+    steps = [*exact.infill_many(ASKS)]
+    assert all(len(step) == len(ASKS) for step in steps)
+    together = steps[-1]
+    assert all(s.final for s in together)
+    assert [[c.ids for c in s.candidates] for s in together] == [[c.ids for c in s.candidates] for s in alone]
+    # One forward pass per step for both: as many as the slower request needs alone; each
+    # request's own snapshot stops where it finished.
+    assert len(steps) - 1 == max(s.forwards for s in alone)
+    assert [s.forwards for s in together] == [s.forwards for s in alone]
+    first_done = next(i for i, step in enumerate(steps) if step[0].final)
+    assert all(step[0] == steps[first_done][0] for step in steps[first_done:])  # repeats its final
+
+
+def test_a_batch_of_one_is_the_single_request(engine):
+    ask = ASKS[0]
+    alone = [*engine.infill(ask.prefix, ask.suffix, ask.span_lengths)]
+    batched = [step[0] for step in engine.infill_many([ask])]
+    assert batched == alone

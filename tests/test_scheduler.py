@@ -1,0 +1,105 @@
+"""The worker's batching: jobs that can share forward passes run together and still end alone.
+
+The jobs here produce scripted items (this is about who runs with whom and who
+hears what); the real engine's batched denoising is tested in test_engine_batch.py
+and through the real server in test_server_e2e.py.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from lsp_server.scheduler import Batchable, Job, JobEnd, Outcome, Scheduler
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.items: list = []
+        self.finished = threading.Event()
+
+    def deliver(self, item) -> None:
+        self.items.append(item)
+        if isinstance(item, JobEnd):
+            self.finished.set()
+
+    @property
+    def end(self) -> JobEnd:
+        assert self.finished.wait(10), "the job never ended"
+        return self.items[-1]
+
+
+def scripted_run(calls: list, steps: int):
+    def run(parts):
+        calls.append(list(parts))
+        for step in range(1, steps + 1):
+            yield [(part, step, step == steps) for part in parts]
+
+    return run
+
+
+def batch_job(name: str, key: str, calls: list, inbox: Inbox, steps: int = 3) -> Job:
+    batch = Batchable(key, name, scripted_run(calls, steps), is_last=lambda item: item[2])
+    # Alone, a job runs its own `work`, as an unbatched job does.
+    return Job(
+        ("connection", name), 1, lambda: iter([(name, "alone")]), lambda: True, inbox.deliver, batch=batch
+    )
+
+
+def test_pending_jobs_with_one_key_share_a_run_and_each_ends_alone():
+    scheduler = Scheduler()
+    release = threading.Event()
+    blocker_inbox = Inbox()
+
+    def blocking_work():
+        release.wait(10)  # holds the worker while the other jobs queue up
+        yield "blocker"
+
+    scheduler.submit(Job(("c", "blocker"), 1, blocking_work, lambda: True, blocker_inbox.deliver))
+    calls: list = []
+    inboxes = {name: Inbox() for name in ("a", "b", "c", "d")}
+    jobs = {
+        name: batch_job(name, "other" if name == "d" else "infill", calls, inboxes[name]) for name in inboxes
+    }
+    for job in jobs.values():
+        scheduler.submit(job)
+    jobs["c"].cancel()  # cancelled while pending: it must not hold up or join the batch's output
+    release.set()
+
+    assert blocker_inbox.end.outcome is Outcome.DONE
+    assert inboxes["a"].end.outcome is Outcome.DONE and inboxes["b"].end.outcome is Outcome.DONE
+    assert inboxes["c"].end.outcome is Outcome.CANCELLED and inboxes["c"].items == [inboxes["c"].end]
+    assert inboxes["d"].end.outcome is Outcome.DONE
+    assert calls == [["a", "b"]]  # a and b in one run; d has another key and ran alone
+    assert inboxes["d"].items[:-1] == [("d", "alone")]
+    assert inboxes["a"].items[:-1] == [("a", 1, False), ("a", 2, False), ("a", 3, True)]
+    assert inboxes["b"].items[:-1] == [("b", 1, False), ("b", 2, False), ("b", 3, True)]
+    assert (scheduler.batched_runs, scheduler.batched_jobs) == (1, 2)
+    scheduler.close()
+
+
+def test_a_job_leaving_a_batch_mid_run_stops_hearing_while_the_others_go_on():
+    scheduler = Scheduler()
+    release = threading.Event()
+    scheduler.submit(
+        Job(("c", "blocker"), 1, lambda: iter([release.wait(10)]), lambda: True, Inbox().deliver)
+    )
+    calls: list = []
+    stay, leave = Inbox(), Inbox()
+    staying = batch_job("stay", "infill", calls, stay, steps=4)
+    version = {"now": 1}
+    leaving = batch_job("leave", "infill", calls, leave, steps=4)
+    leaving.is_current = lambda: version["now"] == 1
+
+    def deliver_then_edit(item) -> None:  # the document changes after the first step arrives
+        leave.deliver(item)
+        version["now"] = 2
+
+    leaving.deliver = deliver_then_edit
+    scheduler.submit(staying)
+    scheduler.submit(leaving)
+    release.set()
+
+    assert stay.end.outcome is Outcome.DONE and len(stay.items) == 5
+    assert leave.end.outcome is Outcome.STALE
+    assert leave.items[:-1] == [("leave", 1, False)]
+    scheduler.close()
