@@ -1,4 +1,4 @@
-"""Length policies: letting the span grow or shrink while it denoises.
+"""Length policies: which span lengths to try, and letting the span grow or shrink while it denoises.
 
 DreamOn (DreamLM/DreamOn) adds an expand token: a position predicted as
 expand becomes two masks, and a position predicted as end-of-text inside the
@@ -16,6 +16,21 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.denoise import DenoiseState
+
+
+def candidate_lengths(budget: int, one_line: bool) -> tuple[int, ...]:
+    """Span lengths denoised side by side (one batch) when the middle's length is unknown;
+    the best-scoring candidate wins.
+
+    A single line gets a third, two thirds and all of its budget: on 400
+    HumanEval single-line tasks (built-in model, `--length auto`) that raised
+    pass@1 from 9.25 to 10.75 over the budget alone. A multi-line block keeps
+    its budget alone: three lengths gave nothing on 200 multi-line tasks (1.0
+    either way) for three times the rows.
+    """
+    if not one_line:
+        return (budget,)
+    return tuple(sorted({max(1, budget // 3), max(1, 2 * budget // 3), budget}))
 
 
 @dataclass(frozen=True)

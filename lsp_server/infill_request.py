@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from diffusion.engine import Candidate, InfillAsk, Segment
+from diffusion.length import candidate_lengths
 from lsp_server.protocol import lsp_range
 from lsp_server.regions import InfillRegion, pick_infill
 from lsp_server.scheduler import Batchable
@@ -35,14 +36,14 @@ def clip_to_line(candidate: Candidate) -> Candidate:
     return replace(candidate, segments=tuple(kept))
 
 
-def infill_batch(engine, prefix: str, suffix: str, tokens: int) -> Batchable | None:
+def infill_batch(engine, prefix: str, suffix: str, lengths: tuple[int, ...]) -> Batchable | None:
     """Infills on the same model and settings share forward passes, whatever their documents."""
     many = getattr(engine, "infill_many", None)  # DiffusionGemma's engine runs one at a time
     if many is None:
         return None
     return Batchable(
         key=("infill", id(engine.checkpoint), engine.settings),
-        part=InfillAsk(prefix, suffix, (tokens,)),
+        part=InfillAsk(prefix, suffix, lengths),
         run=many,
         is_last=lambda snapshot: snapshot.final,
     )
@@ -59,7 +60,8 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
         offset, offset, "single-line", ""
     )
     settings = session.settings
-    tokens = settings.single_line_tokens if region.shape == "single-line" else settings.multi_line_tokens
+    single = region.shape == "single-line"
+    lengths = candidate_lengths(settings.single_line_tokens if single else settings.multi_line_tokens, single)
     engine = await session.shared.host.wait(settings.load_wait_seconds)
     prefix, suffix = document.text[: region.start], document.text[region.end :]
     start, end = document.point(region.start), document.point(region.end)
@@ -70,9 +72,9 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
         document,
         range_,
         "infill",
-        lambda: engine.infill(prefix, suffix, [tokens]),
+        lambda: engine.infill(prefix, suffix, lengths),
         lambda snapshot: shape(snapshot.best, region),
-        infill_batch(engine, prefix, suffix, tokens),
+        infill_batch(engine, prefix, suffix, lengths),
     )
     assert last is not None and last.final
     text = shape(last.best, region).text

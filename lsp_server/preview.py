@@ -193,6 +193,7 @@ def load_engine(model: str | None, device: str | None, dtype: str | None = None)
 
 
 def plan_infill(engine: Engine, text: str, offset: int, language: str | None, max_tokens: int | None) -> Plan:
+    from diffusion.length import candidate_lengths
     from lsp_server.infill_request import shape
     from lsp_server.protocol import Settings
     from lsp_server.regions import InfillRegion, pick_infill
@@ -204,6 +205,7 @@ def plan_infill(engine: Engine, text: str, offset: int, language: str | None, ma
         raise PreviewError(f"--max-tokens {max_tokens} is more than this model fills at once ({limit})")
     default = defaults.single_line_tokens if region.shape == "single-line" else defaults.multi_line_tokens
     tokens = min(max_tokens or default, limit)
+    lengths = candidate_lengths(tokens, region.shape == "single-line")
     prefix, suffix = text[: region.start], text[region.end :]
 
     def result(last: InfillSnapshot | None) -> str | None:
@@ -213,7 +215,7 @@ def plan_infill(engine: Engine, text: str, offset: int, language: str | None, ma
     return Plan(
         region.start,
         region.end,
-        engine.infill(prefix, suffix, [tokens]),
+        engine.infill(prefix, suffix, lengths),
         lambda snapshot: shape(snapshot.best, region),
         result,
     )

@@ -153,8 +153,11 @@ def test_jsonl_tasks_report_the_bad_line():
 
 def test_length_policies(single_line):
     task = single_line[0]
-    assert span_request(task, LengthPolicy("oracle", 0), len) == (len(task.middle), True)
-    assert span_request(task, LengthPolicy("fixed", 16), len) == (16, False)
+    assert span_request(task, LengthPolicy("oracle", 0), len) == ((len(task.middle),), True)
+    assert span_request(task, LengthPolicy("fixed", 16), len) == ((16,), False)
+    # auto asks what the server asks: several lengths for a line, the budget for a block
+    assert span_request(task, LengthPolicy("auto", 24, one_line=True), len) == ((8, 16, 24), False)
+    assert span_request(task, LengthPolicy("auto", 64), len) == ((64,), False)
     assert (
         shape_completion("    return x\n    y = 2\n", LengthPolicy("auto", 24, one_line=True))
         == "    return x\n"

@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 from diffusion.evaluation.metrics import edit_similarity, exact_match, python_parses
 from diffusion.evaluation.sandbox import DEFAULT_LIMITS, Limits, Verdict, run_program
 from diffusion.evaluation.tasks import InfillTask
+from diffusion.length import candidate_lengths
 
 LengthMode = Literal["oracle", "fixed", "auto"]
 
@@ -65,11 +66,13 @@ class InfillEngine(Protocol):
 
 def span_request(
     task: InfillTask, policy: LengthPolicy, count_tokens: Callable[[str], int]
-) -> tuple[int, bool]:
-    """(k, exact_length) for one task under `policy`."""
+) -> tuple[tuple[int, ...], bool]:
+    """(span lengths, exact_length) for one task under `policy`; `auto` tries what the server does."""
     if policy.mode == "oracle":
-        return max(1, count_tokens(task.middle)), True
-    return policy.tokens, False
+        return (max(1, count_tokens(task.middle)),), True
+    if policy.mode == "auto":
+        return candidate_lengths(policy.tokens, policy.one_line), False
+    return (policy.tokens,), False
 
 
 def shape_completion(text: str, policy: LengthPolicy) -> str:
@@ -82,8 +85,8 @@ def shape_completion(text: str, policy: LengthPolicy) -> str:
 def engine_completer(engine: InfillEngine, policy: LengthPolicy) -> Callable[[InfillTask], Completion]:
     def complete(task: InfillTask) -> Completion:
         began = time.perf_counter()
-        k, exact = span_request(task, policy, engine.count_tokens)
-        *_, last = engine.infill(task.prefix, task.suffix, [k], exact_length=exact)
+        lengths, exact = span_request(task, policy, engine.count_tokens)
+        *_, last = engine.infill(task.prefix, task.suffix, lengths, exact_length=exact)
         assert last.final
         return Completion(shape_completion(last.best.text, policy), last.step, time.perf_counter() - began)
 
