@@ -117,6 +117,12 @@ class InfillSnapshot:
     def best(self) -> Candidate:
         return max(self.candidates, key=lambda c: c.score)
 
+    @property
+    def previewed(self) -> Candidate:
+        """The candidate a preview draws: while denoising, the longest span, whose masks only
+        ever shrink (following the best one would jump between candidates); once final, the best."""
+        return self.best if self.final else max(self.candidates, key=lambda c: c.span_length)
+
     def ranked(self) -> list[Candidate]:
         return sorted(self.candidates, key=lambda c: c.score, reverse=True)
 

@@ -73,7 +73,7 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
         range_,
         "infill",
         lambda: engine.infill(prefix, suffix, lengths),
-        lambda snapshot: shape(snapshot.best, region),
+        lambda snapshot: shape(snapshot.previewed, region),
         infill_batch(engine, prefix, suffix, lengths),
     )
     assert last is not None and last.final

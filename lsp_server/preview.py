@@ -216,7 +216,7 @@ def plan_infill(engine: Engine, text: str, offset: int, language: str | None, ma
         region.start,
         region.end,
         engine.infill(prefix, suffix, lengths),
-        lambda snapshot: shape(snapshot.best, region),
+        lambda snapshot: shape(snapshot.previewed, region),
         result,
     )
 
