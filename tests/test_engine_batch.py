@@ -58,3 +58,10 @@ def test_a_batch_of_one_is_the_single_request(engine):
     alone = [*engine.infill(ask.prefix, ask.suffix, ask.span_lengths)]
     batched = [step[0] for step in engine.infill_many([ask])]
     assert batched == alone
+
+
+def test_previews_follow_the_longest_candidate_until_the_best_is_known(engine):
+    ask = ASKS[1]
+    snapshots = [*engine.infill(ask.prefix, ask.suffix, (4, 12))]
+    assert all(s.previewed.span_length == 12 for s in snapshots[:-1])
+    assert snapshots[-1].final and snapshots[-1].previewed == snapshots[-1].best
