@@ -15,14 +15,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import MofNCompleteColumn, TextColumn
 
 from diffusion.evaluation.runner import (
     LengthPolicy,
@@ -35,6 +28,7 @@ from diffusion.evaluation.runner import (
 )
 from diffusion.evaluation.sandbox import Limits
 from diffusion.evaluation.tasks import InfillTask, load_humaneval, parse_jsonl_tasks, spread
+from diffusion.progress import progress
 from lsp_server.protocol import Settings
 
 
@@ -49,25 +43,31 @@ def policy_for(args: argparse.Namespace, settings: Settings) -> LengthPolicy:
     return LengthPolicy("auto", args.k or budget, one_line=single)
 
 
-def progress_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]eval"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("pass {task.fields[rate]:.1f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+def progress_bar(console: Console, rate: str):
+    return progress(console, "eval", MofNCompleteColumn(), TextColumn(rate + " {task.fields[rate]:.1f}%"))
 
 
-def tracked(results: Iterator[TaskResult], total: int, console: Console) -> list[TaskResult]:
+def result_row(result: TaskResult) -> str:
+    row = {"task_id": result.task_id, "completion": result.completion, "status": result.verdict.status}
+    return json.dumps({**row, "detail": result.verdict.detail, "steps": result.steps}) + "\n"
+
+
+def tracked(
+    results: Iterator[TaskResult], total: int, console: Console, output: TextIO | None
+) -> list[TaskResult]:
+    """Collect `results` under a progress bar, writing each to `output` as it arrives.
+
+    Written as they come so that an interrupted run keeps what it scored.
+    """
     done: list[TaskResult] = []
-    with progress_bar(console) as progress:
-        bar = progress.add_task("eval", total=total, rate=0.0)
+    with progress_bar(console, "pass") as bar:
+        task = bar.add_task("eval", total=total, rate=0.0)
         for result in results:
             done.append(result)
-            progress.update(bar, advance=1, rate=pass_at_1(done))
+            if output is not None:
+                output.write(result_row(result))
+                output.flush()
+            bar.update(task, advance=1, rate=pass_at_1(done))
     return done
 
 
@@ -94,15 +94,13 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
     engine = load_engine(args, tasks, policy)
     limits = Limits(seconds=args.timeout, memory_bytes=args.memory_mb << 20)
     began = time.perf_counter()
-    results = tracked(
-        run_tests(tasks, engine_completer(engine, policy), limits, jobs=args.jobs), len(tasks), console
-    )
-    seconds = time.perf_counter() - began
+    scored = run_tests(tasks, engine_completer(engine, policy), limits, jobs=args.jobs)
     if args.output:
-        with args.output.open("w", encoding="utf-8") as file:
-            for r in results:
-                row = {"task_id": r.task_id, "completion": r.completion, "status": r.verdict.status}
-                file.write(json.dumps({**row, "detail": r.verdict.detail, "steps": r.steps}) + "\n")
+        with args.output.open("w", encoding="utf-8") as output:
+            results = tracked(scored, len(tasks), console, output)
+    else:
+        results = tracked(scored, len(tasks), console, None)
+    seconds = time.perf_counter() - began
     statuses = {
         s: sum(r.verdict.status == s for r in results)
         for s in ("passed", "failed", "timeout", "memory", "refused")
@@ -143,11 +141,11 @@ def run_jsonl(args: argparse.Namespace, out: TextIO) -> int:
     engine = load_engine(args, tasks, policy)
     console = Console(stderr=True)
     results = []
-    with progress_bar(console) as progress:
-        bar = progress.add_task("eval", total=len(tasks), rate=0.0)
+    with progress_bar(console, "exact") as bar:
+        task = bar.add_task("eval", total=len(tasks), rate=0.0)
         for result in score_text(tasks, engine_completer(engine, policy)):
             results.append(result)
-            progress.update(bar, advance=1, rate=text_summary(results)["exact_match"])
+            bar.update(task, advance=1, rate=text_summary(results)["exact_match"])
     summary = {k: round(v, 2) for k, v in text_summary(results).items()}
     if args.json:
         out.write(json.dumps(summary) + "\n")

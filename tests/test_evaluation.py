@@ -200,6 +200,7 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
     summary = json.loads(result.stdout)
     assert summary["tasks"] == 3 and summary["length"] == "auto"
     assert sum(summary["statuses"].values()) == 3
+    assert "eval 3/3 rate" in result.stderr  # progress reaches a log file too, not only a terminal
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["task_id"] for r in rows] == [t.task_id for t in spread(load_humaneval("single-line"), 3)]
     assert all(r["completion"].endswith("\n") and r["completion"].count("\n") == 1 for r in rows)

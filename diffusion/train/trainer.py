@@ -17,12 +17,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.console import Console
+from rich.progress import TextColumn
 
 from diffusion.checkpoint import check_tensors, read_state_dict, save_checkpoint
 from diffusion.config import ModelConfig
 from diffusion.device import pick_device
 from diffusion.model import DiffusionTransformer
+from diffusion.progress import progress
 from diffusion.tokenizer import BUILTIN_SPECIALS, SpecialIds, TextCodec
 from diffusion.train.bpe import train_bpe
 from diffusion.train.card import write_model_card
@@ -69,8 +71,8 @@ def learning_rate(step: int, seconds: float, settings: TrainSettings) -> float:
     """Warm-up, then cosine decay to 10% over whichever budget (steps or time) runs out first."""
     if step < settings.warmup_steps:
         return settings.learning_rate * (step + 1) / settings.warmup_steps
-    progress = min(1.0, max(step / settings.max_steps, seconds / (settings.max_minutes * 60)))
-    return settings.learning_rate * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+    fraction = min(1.0, max(step / settings.max_steps, seconds / (settings.max_minutes * 60)))
+    return settings.learning_rate * (0.1 + 0.45 * (1 + math.cos(math.pi * fraction)))
 
 
 def special_ids(codec_tokenizer) -> SpecialIds:
@@ -228,15 +230,13 @@ def train(settings: TrainSettings) -> Path:
     deadline = started + settings.max_minutes * 60 - seconds_before
     held_loss = float("nan")
     curve_due = False
-    with Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
+    with progress(
+        Console(stderr=True),
+        "train",
         TextColumn("{task.completed}/{task.total} steps"),
         TextColumn("loss {task.fields[loss]:.3f} held-out {task.fields[held]:.3f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ) as progress:
-        task = progress.add_task(
+    ) as bar:
+        task = bar.add_task(
             "train", total=settings.max_steps, completed=step, loss=float("nan"), held=held_loss
         )
         while step < settings.max_steps and time.time() < deadline:
@@ -262,7 +262,7 @@ def train(settings: TrainSettings) -> Path:
             if curve_due:
                 save_loss_curve(log_path, settings.run_dir / "loss_curve.png")
                 curve_due = False
-            progress.update(task, completed=step, loss=record["loss"], held=held_loss)
+            bar.update(task, completed=step, loss=record["loss"], held=held_loss)
     held_loss = evaluate(model, held, device)
     save_state()
     seconds = seconds_before + time.time() - started
