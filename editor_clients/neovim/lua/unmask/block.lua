@@ -101,13 +101,10 @@ function M.show(bufnr)
 end
 
 local function on_result(bufnr, id, err, result, ctx)
-  local st = state.peek(bufnr)
-  if not st or not st.request or st.request.id ~= id then
+  local request, st = client.finish(bufnr, id)
+  if not request then
     return
   end
-  local request = st.request
-  st.request = nil
-  render.clear(bufnr)
   if err then
     client.report(err)
     util.emit('UnmaskBlockEdit', { bufnr = bufnr, error = err.message })
@@ -164,15 +161,12 @@ function M.request(mode, range)
       params.position = vim.lsp.util.make_position_params(win, encoding).position
       rows = { params.position.line, params.position.line }
     end
-    local id
-    local ok, request_id = util.request(c, client.BLOCK_EDIT, params, function(err, result, ctx)
-      on_result(bufnr, id, err, result, ctx)
-    end, bufnr)
-    if not ok then
-      util.message('unmask: the server is not running (:Unmask start)', vim.log.levels.WARN)
+    local id = util.send(c, client.BLOCK_EDIT, params, bufnr, function(request_id, err, result, ctx)
+      on_result(bufnr, request_id, err, result, ctx)
+    end)
+    if not id then
       return
     end
-    id = request_id
     st.request = {
       id = id,
       kind = mode,

@@ -276,14 +276,25 @@ function M.report(err)
   util.message(err.message or vim.inspect(err), vim.log.levels.WARN)
 end
 
-local function on_infill(bufnr, id, err, result, ctx)
+--- Takes request `id` of `bufnr` off the buffer as its answer arrives and clears
+--- its preview. Returns the request and the buffer state, or nil when the
+--- request was cancelled or superseded meanwhile.
+function M.finish(bufnr, id)
   local st = state.peek(bufnr)
   if not st or not st.request or st.request.id ~= id then
-    return -- cancelled or superseded
+    return nil
   end
   local request = st.request
   st.request = nil
   render.clear(bufnr)
+  return request, st
+end
+
+local function on_infill(bufnr, id, err, result, ctx)
+  local request, st = M.finish(bufnr, id)
+  if not request then
+    return -- cancelled or superseded
+  end
   if err then
     M.report(err)
     util.emit('UnmaskSuggestion', { bufnr = bufnr, error = err.message })
@@ -341,15 +352,12 @@ function M.complete(automatic)
     local params = vim.lsp.util.make_position_params(win, M.encoding(client))
     params.context = { triggerKind = automatic and 2 or 1 }
     local cursor = vim.api.nvim_win_get_cursor(win)
-    local id
-    local ok, request_id = util.request(client, M.INLINE_COMPLETION, params, function(err, result, ctx)
-      on_infill(bufnr, id, err, result, ctx)
-    end, bufnr)
-    if not ok then
-      util.message('unmask: the server is not running (:Unmask start)', vim.log.levels.WARN)
+    local id = util.send(client, M.INLINE_COMPLETION, params, bufnr, function(request_id, err, result, ctx)
+      on_infill(bufnr, request_id, err, result, ctx)
+    end)
+    if not id then
       return
     end
-    id = request_id
     st.request = {
       id = id,
       kind = 'infill',

@@ -16,6 +16,21 @@ function M.request(client, method, params, handler, bufnr)
   return client.request(method, params, handler, bufnr)
 end
 
+--- Sends a request whose handler learns its own id: `handler(id, err, result, ctx)`.
+--- Returns the id, or nil after a warning when the client is not running.
+function M.send(client, method, params, bufnr, handler)
+  local id
+  local ok, request_id = M.request(client, method, params, function(err, result, ctx)
+    handler(id, err, result, ctx)
+  end, bufnr)
+  if not ok then
+    M.message('unmask: the server is not running (:Unmask start)', vim.log.levels.WARN)
+    return nil
+  end
+  id = request_id
+  return id
+end
+
 function M.notify(client, method, params)
   if M.has_011 then
     return client:notify(method, params)
