@@ -6,16 +6,12 @@ import './stub/register';
 
 import * as assert from 'node:assert/strict';
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, test } from 'node:test';
 import { activate, deactivate } from '../extension';
 import type { ExtensionContext } from '../vscodeapi';
 import { stub } from './stub/vscode';
-
-const REPO = process.env.UNMASK_REPO ?? path.resolve(__dirname, '..', '..', '..', '..');
-const VENV_PYTHON = path.join(REPO, '.venv', 'bin', 'python');
-const PYTHON = process.env.UNMASK_PYTHON ?? (fs.existsSync(VENV_PYTHON) ? VENV_PYTHON : 'python3');
+import { PYTHON, REPO } from './realServer';
 
 let context = { subscriptions: [] as { dispose(): unknown }[] };
 let daemon: ChildProcessWithoutNullStreams | undefined;

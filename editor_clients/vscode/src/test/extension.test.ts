@@ -9,8 +9,6 @@
 import './stub/register';
 
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { activate, deactivate } from '../extension';
 import { PENDING_CONTEXT } from '../blockEdit';
@@ -26,25 +24,12 @@ import {
     StubDocument,
     StubEditor,
 } from './stub/vscode';
+import { bufferUri, LIST_PYTHON_FILES, PYTHON, TIMEOUT } from './realServer';
 
-const REPO = process.env.UNMASK_REPO ?? path.resolve(__dirname, '..', '..', '..', '..');
-const VENV_PYTHON = path.join(REPO, '.venv', 'bin', 'python');
-const PYTHON = process.env.UNMASK_PYTHON ?? (fs.existsSync(VENV_PYTHON) ? VENV_PYTHON : 'python3');
-const TIMEOUT = 180_000;
 
-const URI = `file://${path.join(REPO, 'example_for_vscode_tests.py')}`; // never written: an open buffer
+const URI = bufferUri('example_for_vscode_tests.py');
 const SOURCE = [
-    'import os',
-    '',
-    '',
-    'def list_python_files(root):',
-    '    """Every .py file below root."""',
-    '    found = []',
-    '    for directory, _, names in os.walk(root):',
-    '        for name in names:',
-    "            if name.endswith('.py'):",
-    '                found.append(os.path.join(directory, name))',
-    '    return ',
+    ...LIST_PYTHON_FILES,
     '',
 ].join('\n');
 

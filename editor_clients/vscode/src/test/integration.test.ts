@@ -10,8 +10,6 @@ import './stub/register';
 
 import * as assert from 'node:assert/strict';
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
     createMessageConnection,
@@ -28,25 +26,12 @@ import { StatusController } from '../status';
 import { getConfiguration } from '../vscodeapi';
 import { asEditor } from './fakes';
 import { Selection, stub, StubEditor } from './stub/vscode';
+import { bufferUri, LIST_PYTHON_FILES, PYTHON, REPO, RETURN_LINE, TIMEOUT } from './realServer';
 
-const REPO = process.env.UNMASK_REPO ?? path.resolve(__dirname, '..', '..', '..', '..');
-const VENV_PYTHON = path.join(REPO, '.venv', 'bin', 'python');
-const PYTHON = process.env.UNMASK_PYTHON ?? (fs.existsSync(VENV_PYTHON) ? VENV_PYTHON : 'python3');
-const TIMEOUT = 180_000;
 
-const URI = 'file:///work/example.py';
+const URI = bufferUri('example_for_vscode_integration.py');
 const SOURCE = [
-    'import os',
-    '',
-    '',
-    'def list_python_files(root):',
-    '    """Every .py file below root."""',
-    '    found = []',
-    '    for directory, _, names in os.walk(root):',
-    '        for name in names:',
-    "            if name.endswith('.py'):",
-    '                found.append(os.path.join(directory, name))',
-    '    return ',
+    ...LIST_PYTHON_FILES,
     '',
     '',
     'def main():',
@@ -57,7 +42,6 @@ const SOURCE = [
     '    main()',
     '',
 ].join('\n');
-const RETURN_LINE = 10; // "    return |"
 
 interface Seen {
     params: PreviewParams;
