@@ -96,6 +96,8 @@ export interface Finished {
 export interface PreviewOptions {
     now?: () => number;
     onFinished?: (finished: Finished) => void;
+    /** A request is denoising (`"infill 3/16"`), or none is any more (undefined): for the status bar. */
+    onActivity?: (activity: string | undefined) => void;
 }
 
 type RequestKey = string;
@@ -155,6 +157,7 @@ export class PreviewController {
             this.finish(params, state, true);
             return 'final';
         }
+        this.options.onActivity?.(`${params.mode} ${params.step}/${params.steps}`);
         for (const editor of this.editorsOf(params.uri)) {
             const doc = editor.document;
             this.decorations.show(
@@ -195,6 +198,7 @@ export class PreviewController {
 
     private finish(params: PreviewParams, state: DocumentState, completed: boolean): void {
         this.clear(params.uri);
+        this.options.onActivity?.(undefined);
         const samples = state.samples;
         this.retire(state, params.id);
         state.active = undefined;

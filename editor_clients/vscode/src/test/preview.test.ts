@@ -161,6 +161,17 @@ test('the next snapshot replaces the drawing; final clears it and reports tokens
     assert.equal(t.tokensPerStep, 3);
 });
 
+test('the status bar hears which request is denoising, and when none is', () => {
+    const activity: (string | undefined)[] = [];
+    const controller = new PreviewController({ onActivity: (a) => activity.push(a) });
+    controller.handle(snapshot({ step: 1 }));
+    controller.handle(snapshot({ step: 2 }));
+    controller.handle(snapshot({ step: 3, final: true, segments: [{ text: 'yz', resolved: true }] }));
+    controller.handle(snapshot({ id: 2, mode: 'rewrite', step: 1 }));
+    controller.handle(snapshot({ id: 2, cancelled: true, segments: [] }));
+    assert.deepEqual(activity, ['infill 1/4', 'infill 2/4', undefined, 'rewrite 1/4', undefined]);
+});
+
 test('a snapshot for another document version is dropped, and clears what was drawn', () => {
     const finished: Finished[] = [];
     const controller = new PreviewController({ onFinished: (f) => finished.push(f) });
