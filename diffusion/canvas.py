@@ -102,18 +102,22 @@ def build_remask_canvas(
     )
 
 
-def stack_canvases(canvases: Sequence[Canvas], pad: int) -> tuple[Canvas, tuple[range, ...]]:
+def stack_canvases(
+    canvases: Sequence[Canvas], pad: int, start: int = 0, length: int = 0
+) -> tuple[Canvas, tuple[range, ...]]:
     """One canvas holding every row of `canvases` (requests of different documents), and the
     rows each came from.
 
-    Rows are shifted right so that every span starts at the same column, then
-    right-padded; the padding is masked out of attention. Rotary attention
-    depends only on the distance between positions, so a row shifted as a whole
-    scores as it did alone: one forward pass serves every request.
+    Rows are shifted right so that every span starts at the same column (at
+    least `start`), then right-padded (to at least `length`); the padding is
+    masked out of attention. Rotary attention depends only on the distance
+    between positions, so a row shifted as a whole scores as it did alone: one
+    forward pass serves every request, and a canvas padded to a fixed shape
+    scores as it did unpadded.
     """
     assert canvases, "nothing to stack"
-    start = max(c.span_start for c in canvases)
-    length = max(start - c.span_start + c.ids.shape[1] for c in canvases)
+    start = max(start, *(c.span_start for c in canvases))
+    length = max(length, *(start - c.span_start + c.ids.shape[1] for c in canvases))
     device = canvases[0].ids.device
     ids, masked, attention, rows, lengths = [], [], [], [], []
     for canvas in canvases:

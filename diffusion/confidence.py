@@ -1,9 +1,11 @@
-"""How sure the model is at each masked position: pure functions of logits.
+"""How sure the model is at each masked position: pure functions of log-probabilities.
 
-Each returns `(confidence, token)` for logits of shape (N, V): the token the
-position would commit to and a score where higher means surer. They differ
-only in the score (after Fast-dLLM and the Dream/LLaDA samplers: top-1
-probability, top-1 minus top-2 margin, negative entropy).
+Each takes log-probabilities of shape (N, V) (one `log_softmax` per step,
+shared with the score of the committed tokens) and returns
+`(confidence, token)`: the token the position would commit to and a score
+where higher means surer. They differ only in the score (after Fast-dLLM and
+the Dream/LLaDA samplers: top-1 probability, top-1 minus top-2 margin,
+negative entropy).
 """
 
 from __future__ import annotations
@@ -15,22 +17,24 @@ import torch
 Confidence = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def top1_probability(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    probs = logits.float().softmax(dim=-1)
-    confidence, token = probs.max(dim=-1)
-    return confidence, token
+def log_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """(N, V) log-probabilities in float32, whatever the model's dtype."""
+    return logits.float().log_softmax(dim=-1)
 
 
-def margin(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    probs = logits.float().softmax(dim=-1)
-    top = probs.topk(2, dim=-1)
-    return top.values[:, 0] - top.values[:, 1], top.indices[:, 0]
+def top1_probability(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    best, token = log_probs.max(dim=-1)
+    return best.exp(), token
 
 
-def negative_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    log_probs = logits.float().log_softmax(dim=-1)
-    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
-    return -entropy, log_probs.argmax(dim=-1)
+def margin(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    top = log_probs.topk(2, dim=-1)
+    probs = top.values.exp()
+    return probs[:, 0] - probs[:, 1], top.indices[:, 0]
+
+
+def negative_entropy(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (log_probs.exp() * log_probs).sum(dim=-1), log_probs.argmax(dim=-1)
 
 
 CONFIDENCES: dict[str, Confidence] = {
@@ -42,4 +46,4 @@ CONFIDENCES: dict[str, Confidence] = {
 
 def log_probability(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
     """log p(token) per row, the score a committed token adds to its candidate."""
-    return logits.float().log_softmax(dim=-1).gather(-1, token[:, None])[:, 0]
+    return log_probabilities(logits).gather(-1, token[:, None])[:, 0]

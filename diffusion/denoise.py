@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.canvas import Canvas
-from diffusion.confidence import Confidence, log_probability, top1_probability
-from diffusion.schedule import Schedule
+from diffusion.confidence import Confidence, log_probabilities, top1_probability
+from diffusion.schedule import Schedule, most_confident
 
 # (ids (B, T), select (B, T) bool, attention (B, T) bool | None) -> logits (N, V)
 # for the N selected positions in row-major order.
@@ -70,7 +70,7 @@ def denoise(
     expand and delete); it may grow or shrink the canvas of a single-row batch.
     """
     masked = canvas.masked
-    budgets = torch.tensor([schedule.steps_for(int(n)) for n in masked.sum(dim=1)], device=masked.device)
+    budgets = torch.tensor([schedule.steps_for(n) for n in masked.sum(dim=1).tolist()], device=masked.device)
     state = DenoiseState(
         ids=canvas.ids,
         masked=masked,
@@ -88,9 +88,10 @@ def denoise(
             logits = logits.index_fill(1, banned, float("-inf"))
         if null_id is not None:
             logits = restrict_null(logits, state, canvas.masked, null_id)
-        conf, token = confidence(logits)
-        token_logp = log_probability(logits, token)
-        state = _commit_rows(state, schedule, conf, token, token_logp, budgets)
+        log_probs = log_probabilities(logits)
+        conf, token = confidence(log_probs)
+        token_logp = log_probs.gather(-1, token[:, None])[:, 0]
+        state = commit(state, schedule, conf, token, token_logp, budgets)
         if null_id is not None:
             state = fill_after_null(state, canvas.masked, null_id)
         if resize is not None:
@@ -98,7 +99,7 @@ def denoise(
         yield state
 
 
-def _commit_rows(
+def commit(
     state: DenoiseState,
     schedule: Schedule,
     conf: torch.Tensor,
@@ -106,19 +107,26 @@ def _commit_rows(
     token_logp: torch.Tensor,
     budgets: torch.Tensor,
 ) -> DenoiseState:
-    rows, cols = state.masked.nonzero(as_tuple=True)  # row-major, the order of the logits
-    ids, masked, score = state.ids.clone(), state.masked.clone(), state.score.clone()
-    for row in rows.unique().tolist():
-        members = (rows == row).nonzero(as_tuple=True)[0]
-        steps_left = max(1, int(budgets[row]) - state.step)
-        chosen = members[schedule.choose(conf[members], steps_left)]
-        ids[row, cols[chosen]] = token[chosen]
-        masked[row, cols[chosen]] = False
-        score[row] += token_logp[chosen].sum()
+    """The next state: the positions `schedule` picks, per row, take their predicted tokens.
+
+    `conf`, `token` and `token_logp` hold one entry per masked position in
+    row-major order; they are laid back on the (B, T) grid so every row is
+    decided at once, without a host round trip (on a GPU each one would stall
+    the step until the device drains).
+    """
+    masked = state.masked
+    on_grid = torch.full(masked.shape, float("-inf"), device=masked.device).masked_scatter(
+        masked, conf.float()
+    )
+    remaining = masked.sum(dim=1)
+    steps_left = (budgets - state.step).clamp(min=1)
+    chosen = masked & most_confident(on_grid, schedule.counts(on_grid, remaining, steps_left))
+    predicted = state.ids.masked_scatter(masked, token)
+    gained = torch.zeros(masked.shape, device=masked.device).masked_scatter(masked, token_logp.float())
     return DenoiseState(
-        ids=ids,
-        masked=masked,
-        score=score,
+        ids=torch.where(chosen, predicted, state.ids),
+        masked=masked & ~chosen,
+        score=state.score + (gained * chosen).sum(dim=1),
         step=state.step + 1,
         steps=state.steps,
         forwards=state.forwards + 1,
@@ -139,8 +147,6 @@ def restrict_null(
     content_after = (content.flip(1).cumsum(1).flip(1) - content.long()) > 0
     first = span & (span.long().cumsum(1) == 1)
     forbidden = (content_after | first)[state.masked]  # (N,), the order of the logits
-    if not bool(forbidden.any()):
-        return logits
     column = logits[:, null_id].masked_fill(forbidden, float("-inf"))
     return logits.index_copy(1, torch.tensor([null_id], device=logits.device), column[:, None])
 
@@ -149,8 +155,6 @@ def fill_after_null(state: DenoiseState, span: torch.Tensor, null_id: int) -> De
     """Once a null is committed, every still-masked position after it in the span is null too."""
     null = span & ~state.masked & (state.ids == null_id)
     after_null = (null.long().cumsum(1) > 0) & state.masked & span
-    if not bool(after_null.any()):
-        return state
     return dataclasses.replace(
         state,
         ids=state.ids.masked_fill(after_null, null_id),

@@ -54,6 +54,11 @@ class EngineSettings:
     cache_margin: int = 32
     # Replay the cached block forward from CUDA graphs (CUDA devices only).
     cuda_graphs: bool = True
+    # Pad every canvas to the full window (prefix on the left to `max_prefix`, suffix on
+    # the right to `max_suffix`) so that requests share shapes, and a CUDA graph captured
+    # for one serves the next. None: exactly when CUDA graphs are in use (elsewhere the
+    # padding is only extra arithmetic).
+    fixed_shapes: bool | None = None
 
     def default_schedule(self) -> Schedule:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
@@ -185,6 +190,30 @@ class Engine:
     def codec(self):
         return self.checkpoint.codec
 
+    @property
+    def fixed_shapes(self) -> bool:
+        if self.settings.fixed_shapes is not None:
+            return self.settings.fixed_shapes
+        return self.graphs is not None and self.settings.cuda_graphs and self.device.type == "cuda"
+
+    def _aligned(self, canvases: Sequence[Canvas]) -> tuple[Canvas, tuple[range, ...]]:
+        """`canvases` stacked into one (`stack_canvases`), padded to the full window when
+        shapes are fixed."""
+        specials = self.codec.specials
+        pad = specials.pad if specials.pad is not None else specials.mask
+        if not self.fixed_shapes:
+            if len(canvases) == 1:
+                return canvases[0], (range(canvases[0].ids.shape[0]),)
+            return stack_canvases(canvases, pad)
+        head = (specials.bos is not None) + self.settings.max_prefix
+        tail = self.settings.max_suffix + (specials.eos is not None)
+        longest = max(max(c.span_lengths) for c in canvases)
+        return stack_canvases(canvases, pad, head, head + longest + tail)
+
+    def _resizes(self, canvas: Canvas, exact_length: bool) -> bool:
+        """Whether DreamOn's length control runs on `canvas` (a single row of free length)."""
+        return self.length_control and not exact_length and canvas.ids.shape[0] == 1
+
     def default_span(self) -> int:
         return self.settings.max_span
 
@@ -212,9 +241,7 @@ class Engine:
             for snapshot in self.infill(ask.prefix, ask.suffix, ask.span_lengths):
                 yield (snapshot,)
             return
-        canvases = [self._infill_canvas(a.prefix, a.suffix, a.span_lengths) for a in asks]
-        specials = self.codec.specials
-        stacked, rows = stack_canvases(canvases, specials.pad if specials.pad is not None else specials.mask)
+        stacked, rows = self._aligned([self._infill_canvas(a.prefix, a.suffix, a.span_lengths) for a in asks])
         finals: dict[int, InfillSnapshot] = {}  # asks already done: their snapshot stays as it was
         for state in self._states(stacked, None):
             step = []
@@ -284,6 +311,8 @@ class Engine:
     def _run(
         self, canvas: Canvas, schedule: Schedule | None, exact_length: bool = False
     ) -> Iterator[InfillSnapshot]:
+        if not self._resizes(canvas, exact_length):  # a resized canvas changes shape anyway
+            canvas, _ = self._aligned([canvas])
         for state in self._states(canvas, schedule, exact_length):
             yield self.snapshot(state, canvas.span_start, state.span_lengths)
 
@@ -297,7 +326,7 @@ class Engine:
             length_ids = (specials.null, specials.expand, specials.eos)
             banned = tuple(dict.fromkeys((*banned, *(i for i in length_ids if i is not None))))
             null = None
-        elif self.length_control and canvas.ids.shape[0] == 1:
+        elif self._resizes(canvas, exact_length):
             resize = expand_delete(
                 specials.expand, specials.eos, specials.mask, canvas.span_start, self.settings.max_span
             )
@@ -305,7 +334,12 @@ class Engine:
         graphs = self.graphs if self.settings.cuda_graphs else None
         predictor = (
             CachedContext(
-                self.checkpoint.model, refresh, graphs, self.settings.cache_margin, self.first_passes
+                self.checkpoint.model,
+                refresh,
+                graphs,
+                self.settings.cache_margin,
+                self.first_passes,
+                masks_move=resize is not None,
             )
             if refresh
             else self.predict

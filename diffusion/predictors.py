@@ -42,12 +42,17 @@ class CachedContext:
         graphs: BlockGraphs | None = None,
         margin: int = 0,
         first_passes: FirstPasses | None = None,
+        masks_move: bool = False,
     ) -> None:
+        """`masks_move`: a length policy may move masked positions (DreamOn); each cached
+        step then checks that they still lie in the block and refreshes if not. Without
+        one, masks only ever clear in place, so the check (a host round trip) is skipped."""
         assert refresh_every >= 1, f"refresh_every must be >= 1, got {refresh_every}"
         assert margin >= 0, f"margin must be >= 0, got {margin}"
         self.model = model
         self.margin = margin
         self.first_passes = first_passes
+        self.masks_move = masks_move
         self.graphs = graphs
         self.refresh_every = refresh_every
         self.caches: list[LayerCache] = []
@@ -68,19 +73,21 @@ class CachedContext:
                 self.shape = tuple(ids.shape)
                 self.cycle = next(_REFRESHES)
                 return hit.logits
-        refresh = self.calls % self.refresh_every == 0 or tuple(ids.shape) != self.shape
+        start, end = self.region
+        refresh = (
+            self.calls % self.refresh_every == 0
+            or tuple(ids.shape) != self.shape
+            or (self.masks_move and bool(select[:, :start].any() or select[:, end:].any()))
+        )
         self.calls += 1
         if refresh:
             return self._refresh(ids, select, attention)
-        start, end = self.region
         block = ids[:, start:end]
         if self.graphs is not None:
             hidden = self.graphs.hidden(block, self.key_mask, self.caches, start, self.cycle)
         else:
             hidden = self.model.masked_hidden_states(block, self.key_mask, self.caches, start)
-        block_select = select[:, start:end]
-        assert int(block_select.sum()) == int(select.sum()), "a masked position lies outside the cached block"
-        return self.model.head_at(hidden, block_select)
+        return self.model.head_at(hidden, select[:, start:end])
 
     def _refresh(self, ids, select, attention):
         self.full_passes += 1

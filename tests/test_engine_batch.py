@@ -65,3 +65,18 @@ def test_previews_follow_the_longest_candidate_until_the_best_is_known(engine):
     snapshots = [*engine.infill(ask.prefix, ask.suffix, (4, 12))]
     assert all(s.previewed.span_length == 12 for s in snapshots[:-1])
     assert snapshots[-1].final and snapshots[-1].previewed == snapshots[-1].best
+
+
+def test_fixed_shapes_pad_every_request_to_one_canvas_and_keep_its_answer(engine):
+    # Padding to the full window (so CUDA graphs are shared between requests) is masked out
+    # of attention and shifts rows as a whole: the answer is the unpadded one.
+    fixed = engine.with_settings(cache_refresh=0, fixed_shapes=True)
+    plain = engine.with_settings(cache_refresh=0, fixed_shapes=False)
+    canvases = [fixed._aligned([fixed._infill_canvas(a.prefix, a.suffix, (12,))])[0] for a in ASKS]
+    settings = fixed.settings
+    assert {c.span_start for c in canvases} == {1 + settings.max_prefix}
+    assert {c.ids.shape for c in canvases} == {(1, 1 + settings.max_prefix + 12 + settings.max_suffix + 1)}
+    for ask in ASKS:
+        padded = [*fixed.infill(ask.prefix, ask.suffix, ask.span_lengths)][-1]
+        alone = [*plain.infill(ask.prefix, ask.suffix, ask.span_lengths)][-1]
+        assert [c.ids for c in padded.candidates] == [c.ids for c in alone.candidates]
