@@ -62,6 +62,11 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
         "--jobs", type=int, default=1, help="programs tested at once while the model completes the next"
     )
     humaneval.add_argument("--output", type=Path, default=None, help="write one JSON line per task here")
+    humaneval.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the tasks already in --output (an interrupted run) and score only the rest",
+    )
     humaneval.add_argument("--json", action="store_true", help="print the summary as JSON")
     jsonl = benchmarks.add_parser("jsonl", help="exact match, parse rate, edit similarity on a jsonl file")
     jsonl.add_argument("file", type=Path, help="lines {task_id, prefix, suffix, middle}")

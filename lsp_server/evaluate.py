@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -26,7 +27,7 @@ from diffusion.evaluation.runner import (
     score_text,
     text_summary,
 )
-from diffusion.evaluation.sandbox import Limits
+from diffusion.evaluation.sandbox import Limits, Verdict
 from diffusion.evaluation.tasks import InfillTask, load_humaneval, parse_jsonl_tasks, spread
 from diffusion.progress import progress
 from lsp_server.protocol import Settings
@@ -52,16 +53,37 @@ def result_row(result: TaskResult) -> str:
     return json.dumps({**row, "detail": result.verdict.detail, "steps": result.steps}) + "\n"
 
 
+def read_results(path: Path) -> list[TaskResult]:
+    """The tasks an earlier run wrote to `path` (none if it does not exist); a line cut off
+    by the interruption is dropped, to be scored again."""
+    if not path.exists():
+        return []
+    results = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            verdict = Verdict(row["status"], row.get("detail", ""))
+            results.append(TaskResult(row["task_id"], row["completion"], verdict, row.get("steps", 0), 0.0))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return results
+
+
 def tracked(
-    results: Iterator[TaskResult], total: int, console: Console, output: TextIO | None
+    results: Iterator[TaskResult],
+    total: int,
+    console: Console,
+    output: TextIO | None,
+    done: list[TaskResult] | None = None,
 ) -> list[TaskResult]:
-    """Collect `results` under a progress bar, writing each to `output` as it arrives.
+    """Collect `results` after those `done` already, under a progress bar, writing each new
+    one to `output` as it arrives.
 
     Written as they come so that an interrupted run keeps what it scored.
     """
-    done: list[TaskResult] = []
+    done = list(done or [])
     with progress_bar(console, "pass") as bar:
-        task = bar.add_task("eval", total=total, rate=0.0)
+        task = bar.add_task("eval", total=total, completed=len(done), rate=pass_at_1(done) if done else 0.0)
         for result in results:
             done.append(result)
             if output is not None:
@@ -94,10 +116,23 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
     engine = load_engine(args, tasks, policy)
     limits = Limits(seconds=args.timeout, memory_bytes=args.memory_mb << 20)
     began = time.perf_counter()
-    scored = run_tests(tasks, engine_completer(engine, policy), limits, jobs=args.jobs)
+    wanted = {t.task_id for t in tasks}
+    kept = (
+        [r for r in read_results(args.output) if r.task_id in wanted] if args.output and args.resume else []
+    )
+    scored_ids = {r.task_id for r in kept}
+    left = [t for t in tasks if t.task_id not in scored_ids]
+    if kept:
+        console.print(
+            f"resuming: {len(kept)} tasks kept from {args.output}, {len(left)} to score",
+            highlight=False,
+            soft_wrap=True,
+        )
+    scored = run_tests(left, engine_completer(engine, policy), limits, jobs=args.jobs)
     if args.output:
         with args.output.open("w", encoding="utf-8") as output:
-            results = tracked(scored, len(tasks), console, output)
+            output.writelines(result_row(r) for r in kept)
+            results = tracked(scored, len(tasks), console, output, kept)
     else:
         results = tracked(scored, len(tasks), console, None)
     seconds = time.perf_counter() - began

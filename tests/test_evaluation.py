@@ -176,9 +176,8 @@ def test_oracle_length_fills_every_position_with_real_tokens(engine, single_line
     assert completion.steps >= 1 and completion.text
 
 
-def test_eval_command_runs_the_real_model(tmp_path: Path):
-    output = tmp_path / "tasks.jsonl"
-    result = subprocess.run(
+def run_eval_command(output: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             *(
                 sys.executable,
@@ -189,13 +188,18 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
                 "--subset",
                 "single-line",
             ),
-            *("--limit", "3", "--length", "auto", "--json", "--output", str(output), *MODEL),
+            *("--limit", "3", "--length", "auto", "--json", "--output", str(output), *MODEL, *extra),
         ],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
+
+
+def test_eval_command_runs_the_real_model(tmp_path: Path):
+    output = tmp_path / "tasks.jsonl"
+    result = run_eval_command(output)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["tasks"] == 3 and summary["length"] == "auto"
@@ -204,6 +208,19 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["task_id"] for r in rows] == [t.task_id for t in spread(load_humaneval("single-line"), 3)]
     assert all(r["completion"].endswith("\n") and r["completion"].count("\n") == 1 for r in rows)
+
+    # An interrupted run (one task written, the next cut off mid-line) resumes: the kept task
+    # is not scored again, the cut line is.
+    first = output.read_text().splitlines()[0]
+    output.write_text(first + "\n" + '{"task_id": "SingleLine')
+    resumed = run_eval_command(output, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: 1 tasks kept" in resumed.stderr and "2 to score" in resumed.stderr
+    assert json.loads(resumed.stdout)["tasks"] == 3
+    lines = output.read_text().splitlines()
+    assert lines[0] == first and [json.loads(line)["task_id"] for line in lines] == [
+        r["task_id"] for r in rows
+    ]
 
 
 def test_eval_jsonl_scores_text(tmp_path: Path):
