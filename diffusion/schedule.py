@@ -12,6 +12,7 @@ round trip, so a step never waits for the device to drain.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -46,7 +47,7 @@ class FixedCount:
     per_step: int = 1
 
     def steps_for(self, span_length: int) -> int:
-        return max(1, -(-span_length // self.per_step))
+        return max(1, math.ceil(span_length / self.per_step))
 
     def counts(
         self, confidence: torch.Tensor, remaining: torch.Tensor, steps_left: torch.Tensor

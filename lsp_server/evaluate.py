@@ -8,6 +8,7 @@ is the one an editor user gets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -44,8 +45,9 @@ def policy_for(args: argparse.Namespace, settings: Settings) -> LengthPolicy:
     return LengthPolicy("auto", args.k or budget, one_line=single)
 
 
-def progress_bar(console: Console, rate: str):
-    return progress(console, "eval", MofNCompleteColumn(), TextColumn(rate + " {task.fields[rate]:.1f}%"))
+def progress_bar(console: Console, measure: str):
+    """The eval bar; `measure` names the running percentage it shows (pass, exact)."""
+    return progress(console, "eval", MofNCompleteColumn(), TextColumn(measure + " {task.fields[rate]:.1f}%"))
 
 
 def result_row(result: TaskResult) -> str:
@@ -83,7 +85,7 @@ def tracked(
     """
     done = list(done or [])
     with progress_bar(console, "pass") as bar:
-        task = bar.add_task("eval", total=total, completed=len(done), rate=pass_at_1(done) if done else 0.0)
+        task = bar.add_task("eval", total=total, completed=len(done), rate=pass_at_1(done))
         for result in results:
             done.append(result)
             if output is not None:
@@ -129,12 +131,10 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
             soft_wrap=True,
         )
     scored = run_tests(left, engine_completer(engine, policy), limits, jobs=args.jobs)
-    if args.output:
-        with args.output.open("w", encoding="utf-8") as output:
+    with args.output.open("w", encoding="utf-8") if args.output else contextlib.nullcontext() as output:
+        if output is not None:
             output.writelines(result_row(r) for r in kept)
-            results = tracked(scored, len(tasks), console, output, kept)
-    else:
-        results = tracked(scored, len(tasks), console, None)
+        results = tracked(scored, len(tasks), console, output, kept)
     seconds = time.perf_counter() - began
     statuses = {
         s: sum(r.verdict.status == s for r in results)
