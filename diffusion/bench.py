@@ -225,7 +225,9 @@ def parse_sizes(text: str | None) -> list[int | None]:
 
 def run_bench(args: argparse.Namespace) -> int:
     engine, shape = load_engine(args)
-    engine = engine.with_settings(**cache_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs))
+    engine = engine.with_settings(
+        **cache_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence)
+    )
     modes = tuple(args.modes.split(",")) if args.modes else DIFFUSION_MODES
     unknown = set(modes) - set(DIFFUSION_MODES)
     if unknown:
@@ -241,12 +243,22 @@ def run_bench(args: argparse.Namespace) -> int:
         if context:
             sized = sized.with_settings(max_prefix=context * 3 // 4, max_suffix=context // 4)
         rows += run_rows(sized, shape, blocks, args.repeats, causal, modes)
+    scorer = scorer_reason(engine)
     if args.json:
         for row in rows:
-            print(json.dumps({"device": str(engine.device), **asdict(row)}))
+            print(json.dumps({"device": str(engine.device), "scorer": scorer, **asdict(row)}))
         return 0
     print_table(rows, engine)
+    if scorer:
+        print(f"steps scored by the {scorer}")
     return 0
+
+
+def scorer_reason(engine: Engine) -> str | None:
+    """Which scorer the diffusion rows ran with, and the race that chose it (None for engines
+    that score inside transformers, as DiffusionGemma's does)."""
+    choice = getattr(engine, "scorer_choice", None)
+    return choice().reason if choice is not None else None
 
 
 def print_table(rows: list[BenchRow], engine: Engine) -> None:

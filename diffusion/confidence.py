@@ -1,11 +1,12 @@
 """How sure the model is at each masked position: pure functions of log-probabilities.
 
-Each takes log-probabilities of shape (N, V) (one `log_softmax` per step,
+Each takes log-probabilities of shape (..., V) (one `log_softmax` per step,
 shared with the score of the committed tokens) and returns
 `(confidence, token)`: the token the position would commit to and a score
 where higher means surer. They differ only in the score (after Fast-dLLM and
 the Dream/LLaDA samplers: top-1 probability, top-1 minus top-2 margin,
-negative entropy).
+negative entropy). A `Scorer` wraps one for the denoiser: logits in,
+`(confidence, token, log p(token))` out.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from collections.abc import Callable
 import torch
 
 Confidence = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# logits (..., V) -> (confidence, token, log p(token)), each (...)
+Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def log_probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """(N, V) log-probabilities in float32, whatever the model's dtype."""
+    """(..., V) log-probabilities in float32, whatever the model's dtype."""
     return logits.float().log_softmax(dim=-1)
 
 
@@ -30,11 +33,13 @@ def top1_probability(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 def margin(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     top = log_probs.topk(2, dim=-1)
     probs = top.values.exp()
-    return probs[:, 0] - probs[:, 1], top.indices[:, 0]
+    return probs[..., 0] - probs[..., 1], top.indices[..., 0]
 
 
 def negative_entropy(log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return (log_probs.exp() * log_probs).sum(dim=-1), log_probs.argmax(dim=-1)
+    # A banned id's log-probability is minus infinity: it adds 0 (p log p -> 0), not 0 * -inf = NaN.
+    terms = torch.where(torch.isneginf(log_probs), 0.0, log_probs.exp() * log_probs)
+    return terms.sum(dim=-1), log_probs.argmax(dim=-1)
 
 
 CONFIDENCES: dict[str, Confidence] = {
@@ -44,6 +49,17 @@ CONFIDENCES: dict[str, Confidence] = {
 }
 
 
+def torch_scorer(confidence: Confidence) -> Scorer:
+    """The reference scorer: one `log_softmax`, then `confidence` on it."""
+
+    def score(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_probs = log_probabilities(logits)
+        conf, token = confidence(log_probs)
+        return conf, token, log_probs.gather(-1, token[..., None])[..., 0]
+
+    return score
+
+
 def log_probability(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-    """log p(token) per row, the score a committed token adds to its candidate."""
-    return log_probabilities(logits).gather(-1, token[:, None])[:, 0]
+    """log p(token) at each position, the score a committed token adds to its candidate."""
+    return log_probabilities(logits).gather(-1, token[..., None])[..., 0]

@@ -1,10 +1,11 @@
 """The denoiser: a generator of immutable states, from all-masked to resolved.
 
-Each step is one forward pass: confidences for every still-masked position,
-then the schedule picks which to commit. The consumer sets the pace and
-cancels by no longer iterating. How the logits are computed is a
-`Predictor` passed in (full recomputation today; a cached-context strategy
-plugs in the same way), so there is one loop for every strategy.
+Each step is one forward pass over the span's window of columns: confidences
+for every position in it, then the schedule picks which still-masked ones to
+commit. The consumer sets the pace and cancels by no longer iterating. How
+the logits are computed is a `Predictor` passed in (full recomputation, or
+the cached context of `predictors.py`), and how sure each position is, a
+`Scorer`: there is one loop for every strategy.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.canvas import Canvas
-from diffusion.confidence import Confidence, log_probabilities, top1_probability
+from diffusion.confidence import Scorer, top1_probability, torch_scorer
 from diffusion.schedule import Schedule, most_confident
 
-# (ids (B, T), select (B, T) bool, attention (B, T) bool | None) -> logits (N, V)
-# for the N selected positions in row-major order.
-Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+TOP1 = torch_scorer(top1_probability)
+
+# (ids (B, T), window (start, stop), attention (B, T) bool | None) -> logits (B, stop - start, V)
+# predicting columns start..stop. The window is plain ints known on the host, so no step
+# waits for the device to size its output. The caller may modify the logits in place.
+Predictor = Callable[[torch.Tensor, tuple[int, int], torch.Tensor | None], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -59,17 +63,23 @@ def denoise(
     predict: Predictor,
     canvas: Canvas,
     schedule: Schedule,
-    confidence: Confidence = top1_probability,
+    score: Scorer = TOP1,
     banned_ids: Sequence[int] = (),
     resize: Callable[[DenoiseState], DenoiseState] | None = None,
     null_id: int | None = None,
 ) -> Iterator[DenoiseState]:
     """Yield the initial all-masked state, then one state per forward pass until no mask is left.
 
-    `resize`, when given, is a length policy applied after each commit (DreamOn's
-    expand and delete); it may grow or shrink the canvas of a single-row batch.
+    Every step predicts the window of span columns, `canvas.span_start` plus the longest
+    span, committed or not: its shape is known before the step runs. `resize`, when given,
+    is a length policy applied after each commit (DreamOn's expand and delete); it may grow
+    or shrink the canvas of a single-row batch, and its span with it.
     """
     masked = canvas.masked
+    start = canvas.span_start
+    assert not bool(masked[:, :start].any() or masked[:, start + max(canvas.span_lengths) :].any()), (
+        "masked positions outside the canvas's spans"
+    )
     budgets = torch.tensor([schedule.steps_for(n) for n in masked.sum(dim=1).tolist()], device=masked.device)
     state = DenoiseState(
         ids=canvas.ids,
@@ -83,24 +93,26 @@ def denoise(
     yield state
     banned = torch.tensor(list(banned_ids), dtype=torch.long, device=masked.device)
     while not state.done:
-        logits = predict(state.ids, state.masked, canvas.attention)  # (N, V)
-        if banned.numel():
-            logits = logits.index_fill(1, banned, float("-inf"))
-        if null_id is not None:
-            logits = restrict_null(logits, state, canvas.masked, null_id)
-        log_probs = log_probabilities(logits)
-        conf, token = confidence(log_probs)
-        token_logp = log_probs.gather(-1, token[:, None])[:, 0]
-        state = commit(state, schedule, conf, token, token_logp, budgets)
-        if null_id is not None:
-            state = fill_after_null(state, canvas.masked, null_id)
-        if resize is not None:
-            state = resize(state)
+        window = (start, start + max(state.span_lengths))
+        # Per step, not around the loop: the mode must not stay on while the consumer runs.
+        with torch.inference_mode():
+            logits = predict(state.ids, window, canvas.attention)  # (B, W, V)
+            if banned.numel():
+                logits.index_fill_(-1, banned, float("-inf"))
+            if null_id is not None:
+                restrict_null(logits, state, canvas.masked, window, null_id)
+            conf, token, token_logp = score(logits)
+            state = commit(state, window, schedule, conf, token, token_logp, budgets)
+            if null_id is not None:
+                state = fill_after_null(state, canvas.masked, null_id)
+            if resize is not None:
+                state = resize(state)
         yield state
 
 
 def commit(
     state: DenoiseState,
+    window: tuple[int, int],
     schedule: Schedule,
     conf: torch.Tensor,
     token: torch.Tensor,
@@ -109,24 +121,25 @@ def commit(
 ) -> DenoiseState:
     """The next state: the positions `schedule` picks, per row, take their predicted tokens.
 
-    `conf`, `token` and `token_logp` hold one entry per masked position in
-    row-major order; they are laid back on the (B, T) grid so every row is
-    decided at once, without a host round trip (on a GPU each one would stall
-    the step until the device drains).
+    `conf`, `token` and `token_logp` are (B, W), one entry per column of `window`, which
+    holds every masked position. Every row is decided at once, without a host round trip
+    (on a GPU each one would stall the step until the device drains).
     """
-    masked = state.masked
-    on_grid = torch.full(masked.shape, float("-inf"), device=masked.device).masked_scatter(
-        masked, conf.float()
-    )
+    start, stop = window
+    masked = state.masked[:, start:stop]
+    on_grid = conf.float().masked_fill(~masked, float("-inf"))
     remaining = masked.sum(dim=1)
     steps_left = (budgets - state.step).clamp(min=1)
     chosen = masked & most_confident(on_grid, schedule.counts(on_grid, remaining, steps_left))
-    predicted = state.ids.masked_scatter(masked, token)
-    gained = torch.zeros(masked.shape, device=masked.device).masked_scatter(masked, token_logp.float())
+    ids = state.ids.clone()
+    ids[:, start:stop] = torch.where(chosen, token, ids[:, start:stop])
+    still_masked = state.masked.clone()
+    still_masked[:, start:stop] = masked & ~chosen
+    gained = torch.where(chosen, token_logp.float(), 0.0).sum(dim=1)
     return DenoiseState(
-        ids=torch.where(chosen, predicted, state.ids),
-        masked=masked & ~chosen,
-        score=state.score + (gained * chosen).sum(dim=1),
+        ids=ids,
+        masked=still_masked,
+        score=state.score + gained,
         step=state.step + 1,
         steps=state.steps,
         forwards=state.forwards + 1,
@@ -135,20 +148,20 @@ def commit(
 
 
 def restrict_null(
-    logits: torch.Tensor, state: DenoiseState, span: torch.Tensor, null_id: int
-) -> torch.Tensor:
+    logits: torch.Tensor, state: DenoiseState, span: torch.Tensor, window: tuple[int, int], null_id: int
+) -> None:
     """Null fills only the tail of a span, as in training, and never its first position.
 
     Without this, the confident nulls of a span's tail pull earlier positions
-    to null too and the whole block collapses to nothing.
+    to null too and the whole block collapses to nothing. Changes `logits`
+    (B, W, V) of the `window` columns in place.
     """
     content = span & ~state.masked & (state.ids != null_id)
     # content_after[b, t]: some committed non-null token lies right of t in the span.
     content_after = (content.flip(1).cumsum(1).flip(1) - content.long()) > 0
     first = span & (span.long().cumsum(1) == 1)
-    forbidden = (content_after | first)[state.masked]  # (N,), the order of the logits
-    column = logits[:, null_id].masked_fill(forbidden, float("-inf"))
-    return logits.index_copy(1, torch.tensor([null_id], device=logits.device), column[:, None])
+    start, stop = window
+    logits[..., null_id].masked_fill_((content_after | first)[:, start:stop], float("-inf"))
 
 
 def fill_after_null(state: DenoiseState, span: torch.Tensor, null_id: int) -> DenoiseState:

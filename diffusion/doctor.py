@@ -10,7 +10,7 @@ import torch
 
 from diffusion.checkpoint import CheckpointError, load_checkpoint, read_family, read_raw_config
 from diffusion.device import pick_device
-from diffusion.engine import is_diffusion_gemma
+from diffusion.engine import Engine, is_diffusion_gemma, settings_for
 from diffusion.hub import resolve_model
 from diffusion.memory import free_bytes, gib
 
@@ -56,6 +56,9 @@ def report(model: str | None, device: str | None, dtype_name: str | None = None)
         "eos_id": specials.eos,
         "shift_logits": config.shift_logits,
         "context_length": config.max_position_embeddings,
+        "confidence_scorer": Engine(checkpoint, torch_device, settings_for(checkpoint))
+        .scorer_choice()
+        .reason,
     }
 
 

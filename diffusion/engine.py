@@ -24,10 +24,11 @@ from diffusion.canvas import (
     suffix_window,
 )
 from diffusion.checkpoint import Checkpoint, load_checkpoint, read_raw_config
-from diffusion.confidence import CONFIDENCES, log_probability
+from diffusion.confidence import log_probability
 from diffusion.denoise import DenoiseState, denoise
 from diffusion.device import pick_device
 from diffusion.families import UnknownArchitecture, family_name
+from diffusion.fused_confidence import ScorerChoice, choose_scorer
 from diffusion.hub import resolve_model
 from diffusion.length import expand_delete
 from diffusion.predictors import BlockGraphs, CachedContext, FirstPasses
@@ -59,17 +60,24 @@ class EngineSettings:
     # for one serves the next. None: exactly when CUDA graphs are in use (elsewhere the
     # padding is only extra arithmetic).
     fixed_shapes: bool | None = None
+    # Score each step with the fused CUDA kernel (diffusion/fused_confidence.py). None: when a
+    # race on this device, run once per resident model, says it agrees with the torch scorer
+    # and is faster; True: always (an error where it cannot run); False: never.
+    fused_confidence: bool | None = None
 
     def default_schedule(self) -> Schedule:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
 
 
-def cache_changes(refresh: int | None, margin: int | None, no_cuda_graphs: bool = False) -> dict:
-    """`EngineSettings` changes for the cache flags a command was given (None: keep)."""
+def cache_changes(
+    refresh: int | None, margin: int | None, no_cuda_graphs: bool = False, fused_confidence: str = "auto"
+) -> dict:
+    """`EngineSettings` changes for the fast-path flags a command was given (None: keep)."""
     changes = {
         "cache_refresh": refresh,
         "cache_margin": margin,
         "cuda_graphs": False if no_cuda_graphs else None,
+        "fused_confidence": {"on": True, "off": False}.get(fused_confidence),
     }
     return {key: value for key, value in changes.items() if value is not None}
 
@@ -142,6 +150,7 @@ class Engine:
         settings: EngineSettings,
         graphs: BlockGraphs | None = None,
         first_passes: FirstPasses | None = None,
+        scorers: dict[tuple, ScorerChoice] | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.device = device
@@ -152,6 +161,8 @@ class Engine:
         self.graphs = graphs
         # The newest requests' first full passes, reused by a request that starts from the same canvas.
         self.first_passes = first_passes if first_passes is not None else FirstPasses()
+        # Scorers chosen so far, per (confidence, fused_confidence setting): the race runs once.
+        self.scorers = scorers if scorers is not None else {}
         specials = checkpoint.codec.specials
         # DreamOn-style checkpoints end a span by predicting end-of-text (delete) and
         # grow it by predicting expand; every other model must never commit those inside a span.
@@ -184,7 +195,24 @@ class Engine:
             dataclasses.replace(self.settings, **changes),
             self.graphs,
             self.first_passes,
+            self.scorers,
         )
+
+    def scorer_choice(self) -> ScorerChoice:
+        """The scorer this engine's steps use (chosen on first use, then kept)."""
+        key = (self.settings.confidence, self.settings.fused_confidence)
+        if key not in self.scorers:
+            config = self.checkpoint.config
+            self.scorers[key] = choose_scorer(
+                self.settings.confidence,
+                self.settings.fused_confidence,
+                self.device,
+                next(self.checkpoint.model.parameters()).dtype,
+                config.vocab_size,
+                rows=3,  # a single line's three candidate lengths
+                window=self.settings.max_span,
+            )
+        return self.scorers[key]
 
     @property
     def codec(self):
@@ -280,16 +308,16 @@ class Engine:
             suffix,
             [[i % stride == r for i in range(self.count_tokens(block))] for r in range(stride)],
         )
+        start = canvas.span_start
         block_ids = canvas.ids.new_tensor(self.block_tokens(block))
-        original = canvas.ids.clone()
-        original[:, canvas.span_start : canvas.span_start + len(block_ids)] = block_ids
-        logits = self.predict(canvas.ids, canvas.masked, canvas.attention)  # (N, V), row-major
-        scores = log_probability(logits, original[canvas.masked])
-        _, cols = canvas.masked.nonzero(as_tuple=True)
-        per_token = [0.0] * len(block_ids)
-        for score, col in zip(scores.tolist(), cols.tolist(), strict=True):
-            per_token[col - canvas.span_start] = score
-        return per_token
+        if not len(block_ids):
+            return []
+        window = (start, start + len(block_ids))
+        logits = self.predict(canvas.ids, window, canvas.attention)  # (stride, W, V)
+        scores = log_probability(logits, block_ids.expand(len(logits), -1))  # (stride, W)
+        # Token i was masked in row i % stride: its score is read there.
+        columns = torch.arange(len(block_ids), device=scores.device)
+        return scores[columns % stride, columns].tolist()
 
     def repair(
         self, prefix: str, block: str, suffix: str, remask: list[bool], schedule: Schedule | None = None
@@ -339,7 +367,6 @@ class Engine:
                 graphs,
                 self.settings.cache_margin,
                 self.first_passes,
-                masks_move=resize is not None,
             )
             if refresh
             else self.predict
@@ -348,15 +375,17 @@ class Engine:
             predictor,
             canvas,
             schedule or self.settings.default_schedule(),
-            CONFIDENCES[self.settings.confidence],
+            self.scorer_choice().scorer,
             banned,
             resize,
             null,
         )
 
     @torch.inference_mode()
-    def predict(self, ids, select, attention):
-        return self.checkpoint.model.logits_at(ids, select, attention)
+    def predict(self, ids, window, attention):
+        """Logits (B, W, V) for the `window` columns from one full pass (the uncached Predictor)."""
+        model = self.checkpoint.model
+        return model.window_logits(model.hidden_states(ids, attention), window)
 
     def snapshot(self, state: DenoiseState, span_start: int, lengths: Sequence[int]) -> InfillSnapshot:
         ids = state.ids.tolist()

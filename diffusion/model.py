@@ -244,5 +244,21 @@ class DiffusionTransformer(nn.Module):
             return self.lm_head(hidden[source])
         return self.lm_head(hidden[select])
 
+    def window_logits(self, hidden: torch.Tensor, window: tuple[int, int], offset: int = 0) -> torch.Tensor:
+        """Logits (B, stop - start, V) predicting canvas columns `window` = (start, stop), from
+        hidden states (B, L, C) of columns offset .. offset + L.
+
+        The window is known on the host, so the slice needs no device round trip and the
+        output's shape depends only on the window (a boolean gather would wait for the device
+        to count its rows).
+        """
+        start, stop = window
+        first = start - (1 if self.config.shift_logits else 0) - offset
+        assert first >= 0 and first + stop - start <= hidden.shape[1], (
+            f"window {window} is not predicted by hidden columns {offset}..{offset + hidden.shape[1]}"
+            + (" (logits are shifted: column start - 1 predicts start)" if self.config.shift_logits else "")
+        )
+        return self.lm_head(hidden[:, first : first + stop - start])
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

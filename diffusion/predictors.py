@@ -26,8 +26,8 @@ _REFRESHES = itertools.count()  # process-wide, so a cycle number is never reuse
 
 def full_recompute(model: DiffusionTransformer) -> Predictor:
     @torch.inference_mode()
-    def predict(ids, select, attention):
-        return model.logits_at(ids, select, attention)
+    def predict(ids, window, attention):
+        return model.window_logits(model.hidden_states(ids, attention), window)
 
     return predict
 
@@ -42,72 +42,73 @@ class CachedContext:
         graphs: BlockGraphs | None = None,
         margin: int = 0,
         first_passes: FirstPasses | None = None,
-        masks_move: bool = False,
     ) -> None:
-        """`masks_move`: a length policy may move masked positions (DreamOn); each cached
-        step then checks that they still lie in the block and refreshes if not. Without
-        one, masks only ever clear in place, so the check (a host round trip) is skipped."""
         assert refresh_every >= 1, f"refresh_every must be >= 1, got {refresh_every}"
         assert margin >= 0, f"margin must be >= 0, got {margin}"
         self.model = model
         self.margin = margin
         self.first_passes = first_passes
-        self.masks_move = masks_move
         self.graphs = graphs
         self.refresh_every = refresh_every
         self.caches: list[LayerCache] = []
         self.key_mask: torch.Tensor | None = None
         self.region: tuple[int, int] = (0, 0)
+        self.window: tuple[int, int] = (0, 0)
         self.shape: tuple[int, ...] = ()
         self.calls = 0
         self.full_passes = 0
         self.cycle = -1
 
     @torch.inference_mode()
-    def __call__(self, ids, select, attention):
+    def __call__(self, ids, window, attention):
         if self.calls == 0 and self.first_passes is not None:
-            hit = self.first_passes.find(ids, select, attention, self.margin)
+            hit = self.first_passes.find(ids, window, attention, self.margin)
             if hit is not None:  # the same canvas as a recent request's start: its pass is exact
                 self.calls += 1
                 self.caches, self.key_mask, self.region = hit.caches, hit.key_mask, hit.region
-                self.shape = tuple(ids.shape)
+                self.shape, self.window = tuple(ids.shape), window
                 self.cycle = next(_REFRESHES)
-                return hit.logits
-        start, end = self.region
+                return hit.logits.clone()  # the caller may write into it; the stored pass stays
+        # A length policy that resizes the span changes the window, or the canvas's shape.
         refresh = (
-            self.calls % self.refresh_every == 0
-            or tuple(ids.shape) != self.shape
-            or (self.masks_move and bool(select[:, :start].any() or select[:, end:].any()))
+            self.calls % self.refresh_every == 0 or tuple(ids.shape) != self.shape or window != self.window
         )
         self.calls += 1
         if refresh:
-            return self._refresh(ids, select, attention)
+            return self._refresh(ids, window, attention)
+        start, end = self.region
         block = ids[:, start:end]
         if self.graphs is not None:
             hidden = self.graphs.hidden(block, self.key_mask, self.caches, start, self.cycle)
         else:
             hidden = self.model.masked_hidden_states(block, self.key_mask, self.caches, start)
-        return self.model.head_at(hidden, select[:, start:end])
+        return self.model.window_logits(hidden, window, start)
 
-    def _refresh(self, ids, select, attention):
+    def _refresh(self, ids, window, attention):
         self.full_passes += 1
         self.cycle = next(_REFRESHES)
-        self.shape = tuple(ids.shape)
-        columns = select.any(dim=0).nonzero()[:, 0]
-        # The block: every still-masked column; one more on the left when logits are shifted.
-        start = int(columns.min()) - (1 if self.model.config.shift_logits else 0) - self.margin
-        self.region = (max(0, start), min(ids.shape[1], int(columns.max()) + 1 + self.margin))
+        self.shape, self.window = tuple(ids.shape), window
+        # The block: the window, one more column on the left when logits are shifted, and the margins.
+        start = window[0] - (1 if self.model.config.shift_logits else 0) - self.margin
+        self.region = (max(0, start), min(ids.shape[1], window[1] + self.margin))
         self.caches = [LayerCache() for _ in self.model.model.layers]
         # The canvas's padding does not change between refreshes: build its mask once.
         self.key_mask = key_mask(attention)
         hidden = self.model.masked_hidden_states(ids, self.key_mask, self.caches)
         for cache in self.caches:
             cache.start = self.region[0]
-        logits = self.model.head_at(hidden, select)
+        logits = self.model.window_logits(hidden, window)
         if self.first_passes is not None and self.full_passes == 1:
             self.first_passes.remember(
                 FirstPass(
-                    ids, select, attention, self.margin, self.caches, self.key_mask, self.region, logits
+                    ids,
+                    window,
+                    attention,
+                    self.margin,
+                    self.caches,
+                    self.key_mask,
+                    self.region,
+                    logits.clone(),
                 )
             )
         return logits
@@ -118,7 +119,7 @@ class FirstPass:
     """A request's first full pass: the canvas it saw and everything the cache kept of it."""
 
     ids: torch.Tensor
-    select: torch.Tensor
+    window: tuple[int, int]
     attention: torch.Tensor | None
     margin: int
     caches: list[LayerCache]
@@ -149,12 +150,12 @@ class FirstPasses:
         self.passes: list[FirstPass] = []
         self.hits = 0
 
-    def find(self, ids, select, attention, margin: int) -> FirstPass | None:
+    def find(self, ids, window, attention, margin: int) -> FirstPass | None:
         for entry in self.passes:
             if (
                 entry.margin == margin
+                and entry.window == window
                 and _same(entry.ids, ids)
-                and _same(entry.select, select)
                 and _same(entry.attention, attention)
             ):
                 self.hits += 1

@@ -42,6 +42,13 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cuda-graphs", action="store_true", help="eager block steps on CUDA (for comparison)"
     )
+    parser.add_argument(
+        "--fused-confidence",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="score steps with the fused CUDA kernel: auto uses it where it agrees with torch and "
+        "wins a race on this device (default: auto)",
+    )
 
 
 def add_eval_parser(commands) -> list[argparse.ArgumentParser]:

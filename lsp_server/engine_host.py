@@ -40,8 +40,12 @@ class EngineHost:
             from diffusion.engine import Engine
 
             log.info("loading model %s", self.model or "(built-in)")
-            self.engine = Engine.load(self.model, self.device, self.dtype)
-            log.info("model ready in %.1f s on %s", time.monotonic() - self.started, self.engine.device)
+            engine = Engine.load(self.model, self.device, self.dtype)
+            choose = getattr(engine, "scorer_choice", None)  # DiffusionGemma scores inside transformers
+            if choose is not None:  # on CUDA this compiles and races the fused kernel: now, not in a request
+                log.info("steps scored by the %s", choose().reason)
+            self.engine = engine
+            log.info("model ready in %.1f s on %s", time.monotonic() - self.started, engine.device)
         except Exception as error:  # reported to every request, the server keeps serving
             log.exception("model failed to load")
             self.error = f"the model failed to load: {error}"

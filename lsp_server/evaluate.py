@@ -101,7 +101,7 @@ def load_engine(args: argparse.Namespace, tasks: list[InfillTask], policy: Lengt
     engine = Engine.load(args.model, args.device, args.dtype)
     from diffusion.engine import cache_changes
 
-    changes = cache_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs)
+    changes = cache_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence)
     if getattr(args, "no_cache", False):
         changes["cache_refresh"] = 0
     if policy.mode == "oracle" and tasks:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from diffusion.canvas import build_canvas, prefix_window, suffix_window
-from diffusion.confidence import CONFIDENCES
+from diffusion.confidence import CONFIDENCES, torch_scorer
 from diffusion.denoise import denoise
 from diffusion.schedule import FixedCount, Threshold, one_per_step
 
@@ -21,7 +21,9 @@ def states_for(engine, schedule, lengths=(24,), confidence="top1"):
     canvas = build_canvas(
         prefix_window(codec, PREFIX, 192), suffix_window(codec, SUFFIX, 64), list(lengths), codec.specials
     )
-    return canvas, list(denoise(engine.predict, canvas, schedule, CONFIDENCES[confidence], engine.banned_ids))
+    return canvas, list(
+        denoise(engine.predict, canvas, schedule, torch_scorer(CONFIDENCES[confidence]), engine.banned_ids)
+    )
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,24 @@ def test_logits_at_selects_and_shifts():
             assert torch.allclose(picked[0], model.lm_head(hidden[0, 2]), atol=1e-5)
 
 
+def test_window_logits_read_a_host_known_window_and_shift():
+    torch.manual_seed(0)
+    ids = torch.randint(0, TINY["vocab_size"], (2, 12))
+    for shift in (False, True):
+        model = DiffusionTransformer(ModelConfig(**TINY, shift_logits=shift)).eval()
+        with torch.no_grad():
+            full = model(ids)  # aligned: row i predicts token i
+            hidden = model.hidden_states(ids)
+            window = model.window_logits(hidden, (3, 7))
+            # Hidden states of columns 2..9 only, as a cached block step has them.
+            block = model.window_logits(hidden[:, 2:10], (3, 7), offset=2)
+        assert window.shape == (2, 4, TINY["vocab_size"])
+        assert torch.allclose(window, full[:, 3:7], atol=1e-5)
+        assert torch.allclose(block, window)
+        with pytest.raises(AssertionError, match="not predicted by hidden columns"):
+            model.window_logits(hidden[:, 3:10], (3, 7), offset=3 + (0 if shift else 1))
+
+
 def write_codec(tmp_path, config: ModelConfig) -> TextCodec:
     vocab = {f"t{i}": i for i in range(config.vocab_size)}
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0"))

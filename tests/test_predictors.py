@@ -28,13 +28,14 @@ def test_block_only_pass_right_after_a_refresh_equals_the_full_pass(engine, marg
     model = engine.checkpoint.model
     canvas = canvas_for(engine)
     cached = CachedContext(model, refresh_every=100, margin=margin)
-    select = canvas.masked
-    first = cached(canvas.ids, select, canvas.attention)
+    window = (canvas.span_start, canvas.span_start + 24)
+    first = cached(canvas.ids, window, canvas.attention)
     # Nothing changed since the refresh, so the spliced keys and values are exact.
-    second = cached(canvas.ids, select, canvas.attention)
+    second = cached(canvas.ids, window, canvas.attention)
     assert cached.full_passes == 1
+    assert first.shape == (1, 24, model.config.vocab_size)
     assert torch.allclose(first, second, atol=1e-4)
-    assert torch.allclose(first, full_recompute(model)(canvas.ids, select, canvas.attention), atol=1e-4)
+    assert torch.allclose(first, full_recompute(model)(canvas.ids, window, canvas.attention), atol=1e-4)
 
 
 def test_cached_decoding_refreshes_on_schedule_and_mostly_agrees(engine):

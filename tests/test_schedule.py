@@ -38,17 +38,18 @@ def test_most_confident_picks_the_top_of_each_row_and_breaks_ties_leftmost():
     assert chosen.tolist() == [[False, True, False, True], [True, False, False, False]]
 
 
-def test_commit_lays_row_major_predictions_back_on_the_grid():
+def test_commit_takes_the_window_predictions_of_masked_positions_only():
     mask_id = 99
     ids = torch.tensor([[1, mask_id, mask_id, 2], [3, mask_id, 4, mask_id]])
     masked = ids == mask_id
     state = DenoiseState(ids=ids, masked=masked, score=torch.zeros(2), step=0, steps=4, forwards=0)
-    # One entry per masked position, row-major: (0,1) (0,2) (1,1) (1,3).
-    conf = torch.tensor([0.95, 0.30, 0.20, 0.60])
-    token = torch.tensor([10, 11, 12, 13])
-    logp = torch.tensor([-0.1, -1.0, -2.0, -0.5])
-    after = commit(state, Threshold(tau=0.9, max_steps=4), conf, token, logp, torch.tensor([4, 4]))
-    assert after.ids.tolist() == [[1, 10, mask_id, 2], [3, mask_id, 4, 13]]
+    # One entry per column of the window, columns 1..3; (0, 3) and (1, 2) are not masked,
+    # so their predictions count for nothing, however confident.
+    conf = torch.tensor([[0.95, 0.30, 0.99], [0.20, 0.99, 0.60]])
+    token = torch.tensor([[10, 11, 12], [13, 14, 15]])
+    logp = torch.tensor([[-0.1, -1.0, -0.01], [-2.0, -0.01, -0.5]])
+    after = commit(state, (1, 4), Threshold(tau=0.9, max_steps=4), conf, token, logp, torch.tensor([4, 4]))
+    assert after.ids.tolist() == [[1, 10, mask_id, 2], [3, mask_id, 4, 15]]
     assert after.masked.tolist() == [[False, False, True, False], [False, True, False, False]]
     assert torch.allclose(after.score, torch.tensor([-0.1, -0.5]))
     assert (after.step, after.forwards) == (1, 1)
