@@ -64,6 +64,9 @@ class EngineSettings:
     # race on this device, run once per resident model, says it agrees with the torch scorer
     # and is faster; True: always (an error where it cannot run); False: never.
     fused_confidence: bool | None = None
+    # Hand each step's state out once the next step is launched, so that the snapshot's host
+    # work overlaps the device's next step (`Engine._overlapped`). None: on CUDA only.
+    overlap_steps: bool | None = None
 
     def default_schedule(self) -> Schedule:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
@@ -271,7 +274,7 @@ class Engine:
             return
         stacked, rows = self._aligned([self._infill_canvas(a.prefix, a.suffix, a.span_lengths) for a in asks])
         finals: dict[int, InfillSnapshot] = {}  # asks already done: their snapshot stays as it was
-        for state in self._states(stacked, None):
+        for state in self._overlapped(self._states(stacked, None)):
             step = []
             for index, r in enumerate(rows):
                 snapshot = finals.get(index) or self.snapshot(
@@ -341,8 +344,34 @@ class Engine:
     ) -> Iterator[InfillSnapshot]:
         if not self._resizes(canvas, exact_length):  # a resized canvas changes shape anyway
             canvas, _ = self._aligned([canvas])
-        for state in self._states(canvas, schedule, exact_length):
+        for state in self._overlapped(self._states(canvas, schedule, exact_length)):
             yield self.snapshot(state, canvas.span_start, state.span_lengths)
+
+    def _overlapped(self, states: Iterator[DenoiseState]) -> Iterator[DenoiseState]:
+        """`states`, each handed out once the step after it has been launched (on CUDA).
+
+        Turning a state into a snapshot (reading it back, decoding text, the client's
+        preview) is host work; handed out a step late, it runs while the device computes
+        the next step instead of leaving the device idle. On a CPU, where a step runs as it
+        is launched, that would only hold every preview back by a step: states go out as
+        they come. A consumer that stops early leaves at most one launched step unread.
+        """
+        if not self.overlap_steps:
+            yield from states
+            return
+        pending = None
+        for state in states:
+            if pending is not None:
+                yield pending
+            pending = state
+        if pending is not None:
+            yield pending
+
+    @property
+    def overlap_steps(self) -> bool:
+        if self.settings.overlap_steps is not None:
+            return self.settings.overlap_steps
+        return self.device.type == "cuda"
 
     def _states(
         self, canvas: Canvas, schedule: Schedule | None, exact_length: bool = False
@@ -388,12 +417,14 @@ class Engine:
         return model.window_logits(model.hidden_states(ids, attention), window)
 
     def snapshot(self, state: DenoiseState, span_start: int, lengths: Sequence[int]) -> InfillSnapshot:
-        ids = state.ids.tolist()
-        masked = state.masked.tolist()
+        # Only the span's columns come back from the device, not the padded canvas.
+        stop = span_start + max(lengths)
+        ids = state.ids[:, span_start:stop].tolist()
+        masked = state.masked[:, span_start:stop].tolist()
         candidates = []
         for row, k in enumerate(lengths):
-            span_ids = ids[row][span_start : span_start + k]
-            span_masked = masked[row][span_start : span_start + k]
+            span_ids = ids[row][:k]
+            span_masked = masked[row][:k]
             committed = k - sum(span_masked)
             score = float(state.score[row]) / committed if committed else -math.inf
             null = self.codec.specials.null
@@ -404,7 +435,7 @@ class Engine:
             step=state.step,
             steps=state.steps,
             forwards=state.forwards,
-            final=state.done,
+            final=not any(any(row) for row in masked),  # every mask lies in the span columns
             candidates=tuple(candidates),
         )
 

@@ -80,3 +80,33 @@ def test_fixed_shapes_pad_every_request_to_one_canvas_and_keep_its_answer(engine
         padded = [*fixed.infill(ask.prefix, ask.suffix, ask.span_lengths)][-1]
         alone = [*plain.infill(ask.prefix, ask.suffix, ask.span_lengths)][-1]
         assert [c.ids for c in padded.candidates] == [c.ids for c in alone.candidates]
+
+
+def test_overlapped_steps_hand_out_the_same_snapshots(engine):
+    # On CUDA each state is handed out a step late, so its snapshot overlaps the next step;
+    # forced on here, the stream must be the one a CPU run gives, in the same order.
+    ask = ASKS[1]
+    plain = [*engine.with_settings(overlap_steps=False).infill(ask.prefix, ask.suffix, ask.span_lengths)]
+    overlapped = [*engine.with_settings(overlap_steps=True).infill(ask.prefix, ask.suffix, ask.span_lengths)]
+    assert overlapped == plain
+    assert [s.step for s in plain] == list(range(len(plain))) and plain[-1].final
+    batched = [*engine.with_settings(overlap_steps=True).infill_many(ASKS)]
+    assert batched == [*engine.with_settings(overlap_steps=False).infill_many(ASKS)]
+
+
+def test_overlap_hands_a_state_out_only_after_the_next_step_is_launched(engine):
+    launched = []
+
+    def steps():
+        for n in range(4):
+            launched.append(n)  # a step's work is launched when its state is produced
+            yield n
+
+    seen = []
+    for state in engine.with_settings(overlap_steps=True)._overlapped(steps()):
+        seen.append((state, len(launched)))
+    assert seen == [(0, 2), (1, 3), (2, 4), (3, 4)]  # the last one as soon as the stream ends
+    seen = [
+        (state, len(launched)) for state in engine.with_settings(overlap_steps=False)._overlapped(steps())
+    ]
+    assert seen == [(0, 5), (1, 6), (2, 7), (3, 8)]  # off: each as it comes
