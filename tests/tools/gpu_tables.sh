@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU figures of the README's "Measured speed" section, in one run (about 8 minutes on
-# an H100). Runs from the repository root with the machine's own python3 and torch; nothing
+# The GPU figures of the README's "Measured speed" section, in one run (on
+# a lent H100, say). Runs from the repository root with the machine's own python3 and torch; nothing
 # is installed (the benchmark needs only torch, transformers, tokenizers, safetensors and
 # rich; cuda-python's cuda.core and NVRTC for the fused kernel's race, where present).
 #
