@@ -126,3 +126,34 @@ def test_cuda_graph_block_steps_commit_the_same_tokens_as_eager_ones():
     assert captured >= 1
     assert final_ids(graphed) == eager
     assert len(graphed.graphs.graphs) == captured  # and replayed, nothing new captured
+
+
+def test_a_span_that_grows_mid_decode_refreshes_the_cache_on_its_new_window(engine):
+    # A length policy (DreamOn's expand) may lengthen the span between steps: the next step's
+    # window is wider, so the block the cache recomputes must be re-cut by a full pass.
+    import dataclasses
+
+    model = engine.checkpoint.model
+    canvas = canvas_for(engine, 8)
+    mask = engine.codec.specials.mask
+    end = canvas.span_start + 8
+    grown = []
+
+    def grow_once(state):
+        if grown:
+            return state
+        grown.append(state.step)
+        ids = torch.cat([state.ids[:, :end], torch.tensor([[mask]]), state.ids[:, end:]], dim=1)
+        masked = torch.cat([state.masked[:, :end], torch.tensor([[True]]), state.masked[:, end:]], dim=1)
+        return dataclasses.replace(state, ids=ids, masked=masked, span_lengths=(9,))
+
+    cached = CachedContext(model, refresh_every=100, margin=4)
+    states = [
+        *denoise(
+            cached, canvas, Threshold(tau=0.9, max_steps=16), banned_ids=engine.banned_ids, resize=grow_once
+        )
+    ]
+    assert grown == [1] and states[-1].done
+    assert states[-1].span_lengths == (9,) and cached.window == (canvas.span_start, end + 1)
+    assert cached.full_passes == 2  # the first step's, and the one the wider window forced
+    assert not bool((states[-1].ids[:, canvas.span_start : end + 1] == mask).any())
