@@ -348,24 +348,28 @@ class Engine:
             yield self.snapshot(state, canvas.span_start, state.span_lengths)
 
     def _overlapped(self, states: Iterator[DenoiseState]) -> Iterator[DenoiseState]:
-        """`states`, each handed out once the step after it has been launched (on CUDA).
+        """`states`, each handed out once the step after it has been launched (on CUDA), as a
+        copy on the host.
 
-        Turning a state into a snapshot (reading it back, decoding text, the client's
-        preview) is host work; handed out a step late, it runs while the device computes
-        the next step instead of leaving the device idle. On a CPU, where a step runs as it
-        is launched, that would only hold every preview back by a step: states go out as
-        they come. A consumer that stops early leaves at most one launched step unread.
+        Turning a state into a snapshot (decoding text, the client's preview) is host work;
+        handed out a step late, it runs while the device computes the next step instead of
+        leaving the device idle. The copy to the host is queued as soon as the state exists,
+        before the next step's kernels: a copy queued after them would wait for them. On a
+        CPU, where a step runs as it is launched, overlapping would only hold every preview
+        back by a step, so states go out as they come. A consumer that stops early leaves
+        at most one launched step unread.
         """
         if not self.overlap_steps:
             yield from states
             return
         pending = None
         for state in states:
+            copied = to_host(state)  # queued before the next step is launched
             if pending is not None:
-                yield pending
-            pending = state
+                yield pending.wait()
+            pending = copied
         if pending is not None:
-            yield pending
+            yield pending.wait()
 
     @property
     def overlap_steps(self) -> bool:
@@ -451,6 +455,35 @@ class Engine:
                     runs.append(Segment(self.codec.decode(span_ids[start:i]), True, i - start))
                 start = i
         return tuple(r for r in runs if r.text or not r.resolved)
+
+
+@dataclass(frozen=True)
+class HostCopy:
+    """A state's copy on the host, in flight until `wait` returns it."""
+
+    state: DenoiseState
+    done: torch.cuda.Event | None
+
+    def wait(self) -> DenoiseState:
+        if self.done is not None:
+            self.done.synchronize()
+        return self.state
+
+
+def to_host(state: DenoiseState) -> HostCopy:
+    """Queue copies of a state's tensors to the host without waiting for the device (into
+    pinned memory on CUDA); `HostCopy.wait` hands the copy over once it has landed."""
+    copy = dataclasses.replace(
+        state,
+        ids=state.ids.to("cpu", non_blocking=True),
+        masked=state.masked.to("cpu", non_blocking=True),
+        score=state.score.to("cpu", non_blocking=True),
+    )
+    if not state.ids.is_cuda:
+        return HostCopy(copy, None)
+    done = torch.cuda.Event()
+    done.record()
+    return HostCopy(copy, done)
 
 
 def is_diffusion_gemma(folder: Path) -> bool:

@@ -3,8 +3,11 @@
 DreamOn (DreamLM/DreamOn) adds an expand token: a position predicted as
 expand becomes two masks, and a position predicted as end-of-text inside the
 span is deleted, so the middle finds its own length. Both are bounded: the
-span never exceeds `max_span`, and once it would, expand is treated as an
-ordinary low-value token by turning it back into a mask for the next step.
+span never exceeds `max_span` (once it would, expand is turned back into a
+mask for the next step) nor shrinks below `min_span`, and after `step_limit`
+steps the length is left alone, so that a model that keeps asking for more
+room cannot keep a decode going: from then on every step commits a token for
+good (an expand or end-of-text committed then decodes to no text).
 """
 
 from __future__ import annotations
@@ -41,16 +44,21 @@ class ExpandDelete:
     span_start: int
     max_span: int = 64
     min_span: int = 1
+    step_limit: int = 256
 
     def __call__(self, state: DenoiseState) -> DenoiseState:
         assert state.ids.shape[0] == 1, "length control runs on a single-row canvas"
+        if state.step >= self.step_limit:
+            return state
         start, length = self.span_start, state.span_lengths[0]
         ids, masked = state.ids[0].tolist(), state.masked[0].tolist()
         span_ids, span_masked = ids[start : start + length], masked[start : start + length]
         new_ids: list[int] = []
         new_masked: list[bool] = []
         room = self.max_span - length
-        for token, is_masked in zip(span_ids, span_masked, strict=True):
+        for index, (token, is_masked) in enumerate(zip(span_ids, span_masked, strict=True)):
+            # The span's length if this position were deleted: kept so far, plus the rest.
+            after_delete = len(new_ids) + len(span_ids) - index - 1
             if not is_masked and token == self.expand_id:
                 if room > 0:
                     new_ids += [self.mask_id, self.mask_id]
@@ -59,7 +67,7 @@ class ExpandDelete:
                 else:
                     new_ids.append(self.mask_id)
                     new_masked.append(True)
-            elif not is_masked and token == self.delete_id and len(span_ids) > self.min_span:
+            elif not is_masked and token == self.delete_id and after_delete >= self.min_span:
                 continue
             else:
                 new_ids.append(token)
@@ -82,4 +90,5 @@ def expand_delete(
 ) -> Callable[[DenoiseState], DenoiseState] | None:
     if expand_id is None or delete_id is None:
         return None
-    return ExpandDelete(expand_id, delete_id, mask_id, span_start, max_span)
+    # Far more steps than a decode that grows to `max_span` needs (each step commits one).
+    return ExpandDelete(expand_id, delete_id, mask_id, span_start, max_span, step_limit=4 * max_span)

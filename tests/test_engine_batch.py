@@ -95,18 +95,23 @@ def test_overlapped_steps_hand_out_the_same_snapshots(engine):
 
 
 def test_overlap_hands_a_state_out_only_after_the_next_step_is_launched(engine):
+    from diffusion.denoise import DenoiseState
+
     launched = []
 
     def steps():
         for n in range(4):
             launched.append(n)  # a step's work is launched when its state is produced
-            yield n
+            yield DenoiseState(
+                ids=torch.tensor([[n]]),
+                masked=torch.tensor([[n < 3]]),
+                score=torch.zeros(1),
+                step=n,
+                steps=3,
+                forwards=n,
+            )
 
-    seen = []
-    for state in engine.with_settings(overlap_steps=True)._overlapped(steps()):
-        seen.append((state, len(launched)))
+    seen = [(s.step, len(launched)) for s in engine.with_settings(overlap_steps=True)._overlapped(steps())]
     assert seen == [(0, 2), (1, 3), (2, 4), (3, 4)]  # the last one as soon as the stream ends
-    seen = [
-        (state, len(launched)) for state in engine.with_settings(overlap_steps=False)._overlapped(steps())
-    ]
+    seen = [(s.step, len(launched)) for s in engine.with_settings(overlap_steps=False)._overlapped(steps())]
     assert seen == [(0, 5), (1, 6), (2, 7), (3, 8)]  # off: each as it comes

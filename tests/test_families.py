@@ -161,6 +161,38 @@ def test_expand_turns_one_mask_into_two_and_end_of_text_deletes():
     full = DenoiseState(ids, masked, torch.zeros(1), step=1, steps=4, forwards=1, span_lengths=(4,))
     bounded = ExpandDelete(expand, eos, mask, span_start=1, max_span=4)(full)
     assert bounded.span_lengths == (3,) and bounded.ids[0, 2] == mask
+    # Several deletes in one step stop at the shortest span allowed.
+    ends = torch.tensor([[0, eos, eos, eos, mask, 5]])
+    gone = DenoiseState(ends, ends == mask, torch.zeros(1), step=1, steps=4, forwards=1, span_lengths=(4,))
+    kept = ExpandDelete(expand, eos, mask, span_start=1, max_span=6, min_span=2)(gone)
+    assert kept.span_lengths == (2,) and kept.ids.tolist() == [[0, eos, mask, 5]]
+    # Past its step limit the policy leaves the length alone: every commit is for good.
+    late = DenoiseState(ids, masked, torch.zeros(1), step=9, steps=4, forwards=9, span_lengths=(4,))
+    assert ExpandDelete(expand, eos, mask, span_start=1, max_span=6, step_limit=9)(late) is late
+
+
+def test_a_model_that_always_asks_to_expand_still_finishes():
+    # The worst DreamOn-style model: expand is every position's surest token. Without the step
+    # limit the span would sit at its bound, re-masking expands, forever.
+    from diffusion.canvas import build_canvas
+    from diffusion.denoise import denoise
+    from diffusion.length import expand_delete
+    from diffusion.schedule import Threshold
+    from diffusion.tokenizer import SpecialIds
+
+    mask, expand, eos, vocab = 9, 8, 7, 12
+    specials = SpecialIds(mask=mask, bos=0, eos=eos, pad=None, null=None, expand=expand)
+
+    def always_expand(ids, window, attention):
+        logits = torch.zeros(ids.shape[0], window[1] - window[0], vocab)
+        logits[..., expand] = 10.0
+        return logits
+
+    canvas = build_canvas([1, 2], [3], [4], specials)
+    policy = expand_delete(expand, eos, mask, canvas.span_start, max_span=8)
+    states = list(denoise(always_expand, canvas, Threshold(0.9, 16), resize=policy))
+    assert states[-1].done
+    assert states[-1].span_lengths == (8,) and len(states) - 1 <= 4 * 8 + 8
 
 
 def test_dreamon_checkpoint_infills_with_length_control(tmp_path):
