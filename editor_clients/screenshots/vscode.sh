@@ -113,7 +113,7 @@ mkdir -p "$WORK/ext"
 (
   cd "$WORK/ext" &&
     npm ci --no-audit --no-fund --loglevel=error &&
-    "$CACHE/node_modules/.bin/vsce" package --allow-missing-repository --skip-license -o unmask.vsix &&
+    "$CACHE/node_modules/.bin/vsce" package --allow-missing-repository --skip-license --no-dependencies -o unmask.vsix &&
     node "$CS/out/node/entry.js" --user-data-dir "$WORK/user" --extensions-dir "$WORK/extensions" \
       --install-extension "$WORK/ext/unmask.vsix"
 ) > "$WORK/extension.log" 2>&1 || { cat "$WORK/extension.log" >&2; exit 1; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests of the VS Code extension, from a clean checkout:
-#   npm ci (the committed lock file) → tsc (strict) → node --test:
+#   npm ci (the committed lock file) → tsc (strict) → esbuild bundle → node --test:
 #   unit tests against a stubbed `vscode` module, and an integration test
 #   that drives the real Python server (`python -m lsp_server.cli serve`).
 # The Python side reuses $REPO/.venv (CI makes it, with the project
@@ -26,8 +26,11 @@ if [ ! -x "$REPO/.venv/bin/python" ]; then
 fi
 
 npm ci --no-audit --no-fund --loglevel=error >&2
-rm -rf out
+rm -rf out dist
 npx --no-install tsc -p . >&2
+# The bundle a .vsix ships (package.json's `main`): the whole-extension test runs it.
+npm run --silent bundle >&2
+export UNMASK_EXTENSION_MAIN="$HERE/dist/extension.js"
 
 export UNMASK_REPO="$REPO"
 export UNMASK_PYTHON="$REPO/.venv/bin/python"

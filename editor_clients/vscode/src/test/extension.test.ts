@@ -10,7 +10,7 @@ import './stub/register';
 
 import * as assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { activate, deactivate } from '../extension';
+import type * as Extension from '../extension';
 import { PENDING_CONTEXT } from '../blockEdit';
 import type { ExtensionContext } from '../vscodeapi';
 import {
@@ -26,6 +26,11 @@ import {
 } from './stub/vscode';
 import { bufferUri, LIST_PYTHON_FILES, PYTHON, TIMEOUT } from './realServer';
 
+
+// test.sh points UNMASK_EXTENSION_MAIN at the esbuild bundle, the file a .vsix ships (its
+// `main`), so this test runs what users install; without it, tsc's output.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { activate, deactivate }: typeof Extension = require(process.env.UNMASK_EXTENSION_MAIN ?? '../extension');
 
 const URI = bufferUri('example_for_vscode_tests.py');
 const SOURCE = [
