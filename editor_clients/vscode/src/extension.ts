@@ -23,7 +23,7 @@ export function activate(context: api.ExtensionContext): Promise<void> {
     const status = new StatusController();
     const previews = new PreviewController({
         onFinished: (finished) => status.setThroughput(finished.throughput, finished.mode),
-        onActivity: (activity) => status.setBusy(activity),
+        onActivity: (activity) => status.setActivity(activity),
     });
     const blockEdits = new BlockEditController(() => client, { busy: (busy) => status.setBusy(busy) });
 

@@ -11,7 +11,8 @@ export interface StatusState {
     model?: string;
     device?: string | null;
     error?: string | null;
-    busy?: string;
+    busy?: string; // a block edit in flight, until its answer arrives
+    activity?: string; // the denoising step the last preview showed, until the final one
     last?: Throughput;
     lastMode?: string;
 }
@@ -33,12 +34,15 @@ export function statusText(state: StatusState): { text: string; tooltip: string 
     } else {
         label = state.model;
     }
-    if (state.busy) {
-        label = state.busy;
+    // The step beats the request's name; the name stays until the answer is in, which
+    // can come after the final preview (suggest scores its candidates after denoising).
+    const working = state.activity ?? state.busy;
+    if (working) {
+        label = working;
         icon = '$(loading~spin)';
     }
     const rate = formatRate(state.last);
-    const text = `${icon} unmask: ${label}${rate && !state.busy ? ` · ${rate}` : ''}`;
+    const text = `${icon} unmask: ${label}${rate && !working ? ` · ${rate}` : ''}`;
     const lines = [`unmask server: ${state.server}`, `model: ${state.model ?? 'unknown'}`];
     if (state.device) {
         lines.push(`device: ${state.device}`);
@@ -92,6 +96,10 @@ export class StatusController {
 
     setBusy(busy: string | undefined): void {
         this.update({ busy });
+    }
+
+    setActivity(activity: string | undefined): void {
+        this.update({ activity });
     }
 
     /** Ask the server for `unmask/status`; while the model loads, ask again. */

@@ -47,6 +47,20 @@ test('the status text: state first, then the last rate', () => {
     assert.match(statusText({ server: 'stopped' }).text, /stopped/);
 });
 
+test('a block edit stays busy from its first step until its answer, past the final preview', () => {
+    const status = new StatusController();
+    const item = stub.statusItems.at(-1)!;
+    status.update({ server: 'running', model: 'ready' });
+    status.setBusy('rewriting'); // the request goes out
+    status.setActivity('rewrite 3/16'); // a preview
+    assert.match(item.text, /unmask: rewrite 3\/16$/);
+    status.setActivity(undefined); // the final preview: the answer is not in yet
+    assert.match(item.text, /loading~spin.*unmask: rewriting$/);
+    status.setBusy(undefined); // the answer
+    assert.equal(item.text, '$(sparkle) unmask: ready');
+    status.dispose();
+});
+
 test('the status item asks the server for unmask/status', async () => {
     const status = new StatusController();
     const item = stub.statusItems[0]!;
