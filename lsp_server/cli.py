@@ -63,6 +63,12 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
     humaneval.add_argument(
         "--k", type=int, default=None, help="span tokens for --length fixed (default: budget)"
     )
+    humaneval.add_argument(
+        "--tau",
+        type=float,
+        default=None,
+        help="confidence a position needs to commit (default: the engine's)",
+    )
     humaneval.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
     humaneval.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
     humaneval.add_argument(

@@ -104,6 +104,8 @@ def load_engine(args: argparse.Namespace, tasks: list[InfillTask], policy: Lengt
     changes = cache_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence)
     if getattr(args, "no_cache", False):
         changes["cache_refresh"] = 0
+    if getattr(args, "tau", None) is not None:
+        changes["tau"] = args.tau
     if policy.mode == "oracle" and tasks:
         # The true length may exceed the trained span budget; the oracle gets it anyway.
         longest = max(engine.count_tokens(t.middle) for t in tasks)
@@ -148,6 +150,7 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
         "cache": not args.no_cache and engine.settings.cache_refresh > 0,
         "cache_refresh": engine.settings.cache_refresh,
         "cache_margin": engine.settings.cache_margin,
+        "tau": engine.settings.tau,
         "tasks": len(results),
         "pass_at_1": round(pass_at_1(results), 2),
         "statuses": statuses,

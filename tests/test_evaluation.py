@@ -202,7 +202,7 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
     result = run_eval_command(output)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["tasks"] == 3 and summary["length"] == "auto"
+    assert summary["tasks"] == 3 and summary["length"] == "auto" and summary["tau"] == 0.9
     assert sum(summary["statuses"].values()) == 3
     assert "eval 3/3 rate" in result.stderr  # progress reaches a log file too, not only a terminal
     rows = [json.loads(line) for line in output.read_text().splitlines()]
@@ -221,6 +221,11 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
     assert lines[0] == first and [json.loads(line)["task_id"] for line in lines] == [
         r["task_id"] for r in rows
     ]
+
+    # --tau sets the commit threshold: at 0 every position clears it on the first step.
+    eager = run_eval_command(tmp_path / "eager.jsonl", "--tau", "0")
+    assert eager.returncode == 0, eager.stderr
+    assert json.loads(eager.stdout)["tau"] == 0.0 and json.loads(eager.stdout)["mean_steps"] == 1.0
 
 
 def test_eval_jsonl_scores_text(tmp_path: Path):
