@@ -26,7 +26,7 @@ import torch
 
 from diffusion.canvas import prefix_window, suffix_window
 from diffusion.device import pick_device
-from diffusion.engine import Engine, cache_changes, settings_for
+from diffusion.engine import Engine, fast_path_changes, settings_for
 from diffusion.schedule import one_per_step
 from diffusion.shapes import causal_twin, shaped_checkpoint
 
@@ -226,7 +226,7 @@ def parse_sizes(text: str | None) -> list[int | None]:
 def run_bench(args: argparse.Namespace) -> int:
     engine, shape = load_engine(args)
     engine = engine.with_settings(
-        **cache_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence)
+        **fast_path_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence)
     )
     modes = tuple(args.modes.split(",")) if args.modes else DIFFUSION_MODES
     unknown = set(modes) - set(DIFFUSION_MODES)

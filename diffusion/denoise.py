@@ -92,6 +92,8 @@ def denoise(
     )
     yield state
     banned = torch.tensor(list(banned_ids), dtype=torch.long, device=masked.device)
+    span = canvas.masked
+    span_first = span & (span.long().cumsum(1) == 1)  # the same at every step
     while not state.done:
         window = (start, start + max(state.span_lengths))
         # Per step, not around the loop: the mode must not stay on while the consumer runs.
@@ -100,11 +102,11 @@ def denoise(
             if banned.numel():
                 logits.index_fill_(-1, banned, float("-inf"))
             if null_id is not None:
-                restrict_null(logits, state, canvas.masked, window, null_id)
+                restrict_null(logits, state, span, span_first, window, null_id)
             conf, token, token_logp = score(logits)
             state = commit(state, window, schedule, conf, token, token_logp, budgets)
             if null_id is not None:
-                state = fill_after_null(state, canvas.masked, null_id)
+                state = fill_after_null(state, span, null_id)
             if resize is not None:
                 state = resize(state)
         yield state
@@ -148,7 +150,12 @@ def commit(
 
 
 def restrict_null(
-    logits: torch.Tensor, state: DenoiseState, span: torch.Tensor, window: tuple[int, int], null_id: int
+    logits: torch.Tensor,
+    state: DenoiseState,
+    span: torch.Tensor,
+    span_first: torch.Tensor,
+    window: tuple[int, int],
+    null_id: int,
 ) -> None:
     """Null fills only the tail of a span, as in training, and never its first position.
 
@@ -159,9 +166,8 @@ def restrict_null(
     content = span & ~state.masked & (state.ids != null_id)
     # content_after[b, t]: some committed non-null token lies right of t in the span.
     content_after = (content.flip(1).cumsum(1).flip(1) - content.long()) > 0
-    first = span & (span.long().cumsum(1) == 1)
     start, stop = window
-    logits[..., null_id].masked_fill_((content_after | first)[:, start:stop], float("-inf"))
+    logits[..., null_id].masked_fill_((content_after | span_first)[:, start:stop], float("-inf"))
 
 
 def fill_after_null(state: DenoiseState, span: torch.Tensor, null_id: int) -> DenoiseState:

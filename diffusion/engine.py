@@ -31,7 +31,7 @@ from diffusion.families import UnknownArchitecture, family_name
 from diffusion.fused_confidence import ScorerChoice, choose_scorer
 from diffusion.hub import resolve_model
 from diffusion.length import expand_delete
-from diffusion.predictors import BlockGraphs, CachedContext, FirstPasses
+from diffusion.predictors import BlockGraphs, CachedContext, FirstPasses, full_recompute
 from diffusion.schedule import Schedule, Threshold
 
 
@@ -72,7 +72,7 @@ class EngineSettings:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
 
 
-def cache_changes(
+def fast_path_changes(
     refresh: int | None, margin: int | None, no_cuda_graphs: bool = False, fused_confidence: str = "auto"
 ) -> dict:
     """`EngineSettings` changes for the fast-path flags a command was given (None: keep)."""
@@ -156,6 +156,8 @@ class Engine:
         scorers: dict[tuple, ScorerChoice] | None = None,
     ) -> None:
         self.checkpoint = checkpoint
+        # The uncached Predictor: logits (B, W, V) of a window's columns from one full pass.
+        self.predict = full_recompute(checkpoint.model)
         self.device = device
         self.settings = settings
         # Captured graphs belong to the resident model and outlive settings changes.
@@ -413,12 +415,6 @@ class Engine:
             resize,
             null,
         )
-
-    @torch.inference_mode()
-    def predict(self, ids, window, attention):
-        """Logits (B, W, V) for the `window` columns from one full pass (the uncached Predictor)."""
-        model = self.checkpoint.model
-        return model.window_logits(model.hidden_states(ids, attention), window)
 
     def snapshot(self, state: DenoiseState, span_start: int, lengths: Sequence[int]) -> InfillSnapshot:
         # Only the span's columns come back from the device, not the padded canvas.

@@ -17,8 +17,8 @@ One thread block per position reads its row once, in the model's own dtype.
 Minus-infinity logits (the banned ids, a forbidden null) count for nothing,
 as in the reference. Ties go to the lowest token id.
 
-Whether it beats the torch version depends on the device: `FusedScorer.race`
-times both there and the engine keeps the faster one. Nothing here runs
+Whether it beats the torch version depends on the device: `race` times both
+there and the engine keeps the faster one. Nothing here runs
 without cuda-python's `cuda.core`, NVRTC and a CUDA device; `available()`
 says why not, and the engine then uses the torch scorer.
 """
@@ -30,6 +30,8 @@ import threading
 from dataclasses import dataclass
 
 import torch
+
+from diffusion.confidence import CONFIDENCES, Scorer, torch_scorer
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +332,7 @@ def available() -> str | None:
 class ScorerChoice:
     """The scorer an engine runs its steps with, and why."""
 
-    scorer: object  # confidence.Scorer
+    scorer: Scorer
     fused: bool
     reason: str
 
@@ -346,8 +348,6 @@ def choose_scorer(
 ) -> ScorerChoice:
     """The fused kernel when `wanted` (True: required; None: when the race on this device, with
     logits shaped (rows, window, vocab), says it agrees with torch and is faster), else torch's."""
-    from diffusion.confidence import CONFIDENCES, torch_scorer
-
     reference = torch_scorer(CONFIDENCES[confidence])
     if wanted is False:
         return ScorerChoice(reference, False, "torch scorer (fused kernel turned off)")

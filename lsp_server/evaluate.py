@@ -99,9 +99,11 @@ def load_engine(args: argparse.Namespace, tasks: list[InfillTask], policy: Lengt
     from diffusion.engine import Engine
 
     engine = Engine.load(args.model, args.device, args.dtype)
-    from diffusion.engine import cache_changes
+    from diffusion.engine import fast_path_changes
 
-    changes = cache_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence)
+    changes = fast_path_changes(
+        args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence
+    )
     if getattr(args, "no_cache", False):
         changes["cache_refresh"] = 0
     if getattr(args, "tau", None) is not None:
