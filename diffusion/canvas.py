@@ -33,6 +33,17 @@ def suffix_window(codec: TextCodec, suffix: str, max_tokens: int) -> list[int]:
     return codec.encode(suffix[: max_tokens * CHARS_PER_TOKEN_BOUND])[:max_tokens]
 
 
+def head_ids(prefix: Sequence[int], specials: SpecialIds, needs_lead: bool) -> list[int]:
+    """`[bos] prefix`. A model with shifted logits reads column i from the output at i - 1, so
+    its span needs a column before it: with no bos and no prefix, the end-of-text id (the
+    document separator in pretraining) stands first."""
+    head = ([specials.bos] if specials.bos is not None else []) + list(prefix)
+    if not head and needs_lead:
+        lead = next((i for i in (specials.eos, specials.pad) if i is not None), specials.mask)
+        head = [lead]
+    return head
+
+
 @dataclass(frozen=True)
 class Canvas:
     ids: torch.Tensor  # (B, T) long; positions to generate hold the mask id
@@ -48,9 +59,10 @@ def build_canvas(
     span_lengths: Sequence[int],
     specials: SpecialIds,
     device: torch.device | str = "cpu",
+    needs_lead: bool = False,
 ) -> Canvas:
     assert span_lengths and min(span_lengths) >= 1, f"span lengths must be >= 1, got {span_lengths}"
-    head = ([specials.bos] if specials.bos is not None else []) + list(prefix)
+    head = head_ids(prefix, specials, needs_lead)
     tail = list(suffix) + ([specials.eos] if specials.eos is not None else [])
     rows = [head + [specials.mask] * k + tail for k in span_lengths]
     length = max(len(r) for r in rows)
@@ -79,13 +91,14 @@ def build_remask_canvas(
     remask: Sequence[Sequence[bool]],
     specials: SpecialIds,
     device: torch.device | str = "cpu",
+    needs_lead: bool = False,
 ) -> Canvas:
     """`[bos] prefix block suffix [eos]`, one row per remask pattern over the block.
 
     Used to score existing code (mask a subset, read the probability of the
     original tokens) and to re-denoise only the positions the model doubts.
     """
-    head = ([specials.bos] if specials.bos is not None else []) + list(prefix)
+    head = head_ids(prefix, specials, needs_lead)
     tail = list(suffix) + ([specials.eos] if specials.eos is not None else [])
     base = torch.tensor(head + list(block) + tail, dtype=torch.long)
     masked = torch.zeros((len(remask), len(base)), dtype=torch.bool)

@@ -296,6 +296,7 @@ class Engine:
             lengths,
             codec.specials,
             self.device,
+            needs_lead=self.checkpoint.config.shift_logits,
         )
 
     def count_tokens(self, text: str) -> int:
@@ -339,6 +340,7 @@ class Engine:
             patterns,
             codec.specials,
             self.device,
+            needs_lead=self.checkpoint.config.shift_logits,
         )
 
     def _run(

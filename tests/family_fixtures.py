@@ -48,7 +48,9 @@ def random_qwen2_state(config: ModelConfig, seed: int) -> dict[str, torch.Tensor
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def write_dream(folder: Path, *, dreamon: bool = False, sharded: bool = False, seed: int = 0) -> Path:
+def write_dream(
+    folder: Path, *, dreamon: bool = False, sharded: bool = False, seed: int = 0, bos: bool = True
+) -> Path:
     """A Dream / DiffuCoder / DreamOn-format folder: Qwen2 tensors, mask id in config.json, untied head."""
     folder.mkdir(parents=True, exist_ok=True)
     specials = ["<|endoftext|>", "<|mask|>"] + (["<|expand|>"] if dreamon else [])
@@ -67,7 +69,7 @@ def write_dream(folder: Path, *, dreamon: bool = False, sharded: bool = False, s
         "tie_word_embeddings": False,
         "mask_token_id": mask,
         "pad_token_id": eos,
-        "bos_token_id": eos,
+        "bos_token_id": eos if bos else None,
         "eos_token_id": eos,
         "torch_dtype": "bfloat16",
     }

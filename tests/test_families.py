@@ -206,3 +206,15 @@ def test_dreamon_checkpoint_infills_with_length_control(tmp_path):
     assert final.final and final.best.unresolved == 0
     assert 1 <= final.best.span_length <= engine.settings.max_span
     assert "<|expand|>" not in final.best.text and "<|mask|>" not in final.best.text
+
+
+def test_shifted_model_without_bos_infills_at_the_start_of_a_file(tmp_path):
+    """Column i of a shifted model is read from i - 1: an empty prefix still needs a column before the span."""
+    from diffusion.engine import Engine, settings_for
+
+    checkpoint = load_checkpoint(write_dream(tmp_path / "nobos", bos=False))
+    assert checkpoint.config.shift_logits and checkpoint.codec.specials.bos is None
+    engine = Engine(checkpoint, torch.device("cpu"), settings_for(checkpoint))
+    final = list(engine.infill("", "\nprint(x)\n", [5]))[-1]
+    assert final.final and final.best.unresolved == 0
+    assert engine.score_block("", "x = 1", "\n") and all(s <= 0 for s in engine.score_block("", "x = 1", "\n"))
