@@ -160,13 +160,15 @@ def build_server(shared: Shared) -> Session:
     def code_action(params: types.CodeActionParams):
         return block_edit.code_actions(params.text_document.uri, params.range)
 
+    # Variadic: pygls structures each argument into the matching parameter's type, so a
+    # single `list` parameter would receive the first argument's keys, not the arguments.
     @server.command(REWRITE_COMMAND)
-    async def rewrite_command(arguments: list[Any]):
-        return await run_command(session, "rewrite", arguments)
+    async def rewrite_command(*arguments: Any):
+        return await run_command(session, "rewrite", list(arguments))
 
     @server.command(SUGGEST_COMMAND)
-    async def suggest_command(arguments: list[Any]):
-        return await run_command(session, "suggest", arguments)
+    async def suggest_command(*arguments: Any):
+        return await run_command(session, "suggest", list(arguments))
 
     @server.feature(DID_ACCEPT)
     def did_accept(params: Any) -> None:

@@ -69,6 +69,7 @@ class Client:
     lsp: LanguageClient
     previews: list[dict[str, Any]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    applied_edits: list[dict[str, Any]] = field(default_factory=list)  # workspace/applyEdit params
 
     async def wait_for_preview(self, predicate, timeout: float = 60) -> dict[str, Any]:
         async def poll():
@@ -159,6 +160,12 @@ async def connect(kind: str, daemon: Daemon | None = None, model: str | None = N
     @lsp.feature(types.WINDOW_SHOW_MESSAGE)
     def on_message(params):
         pass
+
+    @lsp.feature(types.WORKSPACE_APPLY_EDIT)
+    def on_apply_edit(params):
+        client.applied_edits.append(lsp.protocol._converter.unstructure(params))
+        client.arrived.set()
+        return types.ApplyWorkspaceEditResult(applied=True)
 
     if kind == "stdio":
         await lsp.start_io(*server_command(model=model))

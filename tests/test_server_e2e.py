@@ -49,6 +49,12 @@ async def client_over(kind: str):
             await daemon.stop()
 
 
+async def _until(predicate, client) -> None:
+    while not predicate():
+        client.arrived.clear()
+        await client.arrived.wait()
+
+
 def error_code(error: BaseException) -> int | None:
     return getattr(error, "code", None)
 
@@ -182,6 +188,25 @@ async def test_block_edit_rewrite_and_code_action():
         commands = {a["command"]["command"] for a in actions}
         assert all(a["kind"] == types.CodeActionKind.RefactorRewrite for a in actions)
         assert commands == {"unmask.rewrite", "unmask.suggest"}
+        for action in actions:  # each action's command, run as a client runs it
+            command = action["command"]
+            run = types.ExecuteCommandParams(command=command["command"], arguments=command["arguments"])
+            done = to_plain(
+                await asyncio.wait_for(
+                    client.request_untyped(types.WORKSPACE_EXECUTE_COMMAND, run, command["command"]), 120
+                )
+            )
+            assert done["mode"] == command["command"].removeprefix("unmask.") and done["version"] == 1
+            if done["edits"]:  # the best alternative comes back as a versioned workspace edit
+                await asyncio.wait_for(_until(lambda: client.applied_edits, client), 30)
+                change = client.applied_edits.pop()["edit"]["documentChanges"][0]
+                assert change["textDocument"] == {"uri": URI, "version": 1}
+                assert change["edits"][0]["newText"] == done["edits"][0]["newText"]
+                assert change["edits"][0]["range"] == done["edits"][0]["range"]
+        with pytest.raises(JsonRpcException) as no_arguments:
+            run = types.ExecuteCommandParams(command="unmask.rewrite", arguments=[])
+            await asyncio.wait_for(client.request_untyped(types.WORKSPACE_EXECUTE_COMMAND, run, "bare"), 30)
+        assert error_code(no_arguments.value) == -32602
         suggest = {**params, "mode": "suggest"}
         result = await asyncio.wait_for(client.request("unmask/blockEdit", suggest, "sg"), 120)
         assert result.mode == "suggest"
