@@ -4,6 +4,13 @@
 //
 // A rewrite answers alternatives for one range, best first: accepting applies
 // the one shown. Suggest answers separate line hunks: accepting applies all.
+//
+// One diff is pending at a time, the answer of the latest run: an older run
+// still in flight is dropped when it answers. The diff belongs to a document,
+// not an editor: it is drawn in every visible editor of that document (again
+// when one becomes visible: VS Code drops decorations with the editor when its
+// tab is switched away), and PENDING_CONTEXT is true only while the active
+// editor shows it, so the accept / reject keybindings act only there.
 
 import { DecorationSet } from './decorations';
 import { blockLayout, Layout, resolvedText } from './layout';
@@ -24,6 +31,7 @@ import {
     Requester,
 } from './protocol';
 import {
+    activeTextEditor,
     applyEdit,
     CancellationToken,
     Range,
@@ -33,6 +41,7 @@ import {
     showWarningMessage,
     TextDocument,
     TextEditor,
+    visibleTextEditors,
     withProgress,
     WorkspaceEdit,
 } from './vscodeapi';
@@ -132,7 +141,7 @@ export function workspaceEditFor(document: TextDocument, edits: readonly BlockEd
 // ---------------------------------------------------------------- controller
 
 export interface Pending {
-    editor: TextEditor;
+    document: TextDocument;
     uri: string;
     result: BlockEditResult;
     choice: number;
@@ -147,6 +156,10 @@ export interface BlockEditHooks {
 export class BlockEditController {
     private pending: Pending | undefined;
     private readonly decorations = new DecorationSet('diff');
+    /** The number of the latest run: only its answer is shown. */
+    private runs = 0;
+    /** The value PENDING_CONTEXT was last set to. */
+    private context = false;
 
     constructor(
         private readonly connection: () => Requester | undefined,
@@ -168,8 +181,10 @@ export class BlockEditController {
             void showWarningMessage('unmask: the server is not running.');
             return undefined;
         }
+        const run = ++this.runs;
         await this.clear();
-        const uri = editor.document.uri.toString();
+        const document = editor.document;
+        const uri = document.uri.toString();
         const params = blockEditParams(uri, editor.selection, mode);
         const title = mode === 'rewrite' ? 'unmask: rewriting block…' : 'unmask: looking for edits…';
         this.hooks.busy?.(mode === 'rewrite' ? 'rewriting' : 'suggesting');
@@ -179,10 +194,17 @@ export class BlockEditController {
                 requester.sendRequest<unknown>(BLOCK_EDIT, params, token),
             );
         } catch (error) {
-            this.report(error);
+            if (run === this.runs) {
+                this.report(error);
+            }
             return undefined;
         } finally {
-            this.hooks.busy?.(undefined);
+            if (run === this.runs) {
+                this.hooks.busy?.(undefined); // an older run answering leaves the latest one busy
+            }
+        }
+        if (run !== this.runs) {
+            return undefined; // superseded by a newer run while computed: that one's answer is shown
         }
         if (!isBlockEditResult(raw)) {
             void showErrorMessage('unmask: the server answered unmask/blockEdit with an unexpected shape.');
@@ -194,11 +216,11 @@ export class BlockEditController {
             );
             return raw;
         }
-        if (editor.document.version !== raw.version) {
+        if (document.isClosed || document.version !== raw.version) {
             void showWarningMessage('unmask: the document changed while the edit was computed; ask again.');
             return raw;
         }
-        await this.show({ editor, uri, result: raw, choice: 0 });
+        await this.show({ document, uri, result: raw, choice: 0 });
         return raw;
     }
 
@@ -207,7 +229,7 @@ export class BlockEditController {
         if (!pending) {
             return 'nothing';
         }
-        const document = pending.editor.document;
+        const document = pending.document;
         const current = document.isClosed ? undefined : document.version;
         const plan = planAccept(pending.result, current, pending.choice);
         if (!plan.ok) {
@@ -244,13 +266,40 @@ export class BlockEditController {
         }
     }
 
+    /** The document was closed: its diff can no longer be accepted. */
+    async documentClosed(uri: string): Promise<void> {
+        await this.documentChanged(uri);
+    }
+
+    /** Editors were shown or hidden: draw the diff again in a new editor of its document. */
+    async visibleEditorsChanged(editors: readonly TextEditor[]): Promise<void> {
+        const pending = this.pending;
+        if (!pending) {
+            return;
+        }
+        if (pending.document.isClosed) {
+            await this.clear();
+            return;
+        }
+        for (const editor of editors) {
+            if (editor.document.uri.toString() === pending.uri) {
+                this.draw(pending, editor);
+            }
+        }
+    }
+
+    /** Another editor is active: the accept / reject keybindings follow the pending document. */
+    async activeEditorChanged(editor: TextEditor | undefined): Promise<void> {
+        await this.updateContext(editor);
+    }
+
     async clear(): Promise<void> {
         const pending = this.pending;
         this.pending = undefined;
         if (pending) {
-            this.decorations.clear(pending.editor);
-            await setContext(PENDING_CONTEXT, false);
+            this.undraw(pending);
         }
+        await this.updateContext(activeTextEditor());
     }
 
     dispose(): void {
@@ -259,14 +308,42 @@ export class BlockEditController {
     }
 
     private async show(pending: Pending): Promise<void> {
+        if (this.pending) {
+            this.undraw(this.pending); // never leave an earlier diff drawn
+        }
         this.pending = pending;
-        const doc = pending.editor.document;
+        for (const editor of this.editorsOf(pending.uri)) {
+            this.draw(pending, editor);
+        }
+        await this.updateContext(activeTextEditor());
+    }
+
+    private draw(pending: Pending, editor: TextEditor): void {
+        const doc = editor.document;
         const edits = editsToApply(pending.result, pending.choice);
         this.decorations.show(
-            pending.editor,
+            editor,
             diffLayout(edits, (line) => (line < doc.lineCount ? doc.lineAt(line).text.length : 0)),
         );
-        await setContext(PENDING_CONTEXT, true);
+    }
+
+    private undraw(pending: Pending): void {
+        for (const editor of this.editorsOf(pending.uri)) {
+            this.decorations.clear(editor);
+        }
+    }
+
+    private editorsOf(uri: string): TextEditor[] {
+        return visibleTextEditors().filter((e) => e.document.uri.toString() === uri);
+    }
+
+    /** PENDING_CONTEXT: a diff is pending and `active` shows its document. */
+    private async updateContext(active: TextEditor | undefined): Promise<void> {
+        const value = this.pending !== undefined && active?.document.uri.toString() === this.pending.uri;
+        if (value !== this.context) {
+            this.context = value;
+            await setContext(PENDING_CONTEXT, value);
+        }
     }
 
     private feedback(pending: Pending, applied: number): Record<string, unknown> {

@@ -31,7 +31,7 @@ export function activate(context: api.ExtensionContext): Promise<void> {
         const running = client;
         client = undefined;
         status.stopPolling();
-        previews.clearAll();
+        previews.reset(); // the next connection numbers its requests from 0 again; nothing denoises now
         await blockEdits.clear();
         if (running) {
             try {
@@ -57,11 +57,18 @@ export function activate(context: api.ExtensionContext): Promise<void> {
                     : `starting ${[transport.command, ...transport.args].join(' ')}`,
             );
             output.info(`initializationOptions ${JSON.stringify(settings.options)}`);
-            const current = createClient(settings, output, (params) => previews.handle(params));
+            // Only the current client's snapshots: a stopping one's late ones belong to no request of ours.
+            const current = createClient(settings, output, (params) =>
+                client === current ? previews.handle(params) : undefined,
+            );
             created = current;
             current.onDidChangeState((event) => {
                 if (client !== current) {
                     return;
+                }
+                if (event.newState === State.Stopped || event.newState === State.Starting) {
+                    // Also when vscode-languageclient restarts a crashed server by itself: a new connection.
+                    previews.reset();
                 }
                 if (event.newState === State.Stopped) {
                     status.update({ server: 'stopped' });
@@ -123,7 +130,13 @@ export function activate(context: api.ExtensionContext): Promise<void> {
                 void blockEdits.documentChanged(uri);
             }
         }),
-        api.onDidCloseTextDocument((document) => previews.clear(document.uri.toString())),
+        api.onDidCloseTextDocument((document) => {
+            const uri = document.uri.toString();
+            previews.clear(uri);
+            void blockEdits.documentClosed(uri);
+        }),
+        api.onDidChangeVisibleTextEditors((editors) => blockEdits.visibleEditorsChanged(editors)),
+        api.onDidChangeActiveTextEditor((editor) => blockEdits.activeEditorChanged(editor)),
         api.onDidChangeConfiguration((event) => {
             if (affectsServer((section) => event.affectsConfiguration(section))) {
                 void restart();

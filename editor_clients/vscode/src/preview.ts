@@ -5,6 +5,8 @@
 // document's current version or when it belongs to a request older than the
 // newest one seen for that document; `cancelled` and `final` clear it (on
 // `final` VS Code's own inline suggestion, or the block edit diff, takes over).
+// Request ids are only comparable within one connection: `reset` forgets them
+// all when the connection ends.
 
 import { DecorationSet } from './decorations';
 import { blockLayout, inlineLayout, Layout } from './layout';
@@ -188,6 +190,18 @@ export class PreviewController {
         for (const uri of this.documents.keys()) {
             this.clear(uri);
         }
+    }
+
+    /**
+     * The connection ended (stop, restart, or a crash vscode-languageclient
+     * restarts by itself): forget every request. JSON-RPC ids are numbered per
+     * connection, so the next connection's ids would collide with the old
+     * ones; and no request of the old one is denoising any more.
+     */
+    reset(): void {
+        this.clearAll();
+        this.documents.clear();
+        this.options.onActivity?.(undefined);
     }
 
     dispose(): void {

@@ -78,6 +78,10 @@ export function onDidChangeVisibleTextEditors(listener: (editors: readonly TextE
     return window.onDidChangeVisibleTextEditors(listener);
 }
 
+export function onDidChangeActiveTextEditor(listener: (editor: TextEditor | undefined) => unknown): Disposable {
+    return window.onDidChangeActiveTextEditor(listener);
+}
+
 export function workspaceFolderPath(): string | undefined {
     return workspace.workspaceFolders?.[0]?.uri.fsPath;
 }

@@ -12,8 +12,9 @@ import {
     versionMatches,
 } from '../blockEdit';
 import type { BlockEdit, BlockEditResult } from '../protocol';
+import { onDidChangeActiveTextEditor, onDidChangeVisibleTextEditors } from '../vscodeapi';
 import { asEditor, FakeConnection, rpcError } from './fakes';
-import { Range, Selection, stub, StubEditor } from './stub/vscode';
+import { Range, Selection, stub, StubDocument, StubEditor } from './stub/vscode';
 
 const URI = 'file:///work/example.py';
 const SOURCE = ['def f(x):', '    y = x + 1', '    return y', '', 'print(f(2))'].join('\n');
@@ -198,4 +199,125 @@ test('no edits, no server, an answer for an older version', async () => {
     const old = new BlockEditController(() => new FakeConnection(() => rewrite([edit(1, 3, 'x\n')], 0)));
     await old.run(asEditor(editor), 'rewrite');
     assert.equal(old.current, undefined);
+});
+
+/** A connection whose answers the test releases, per document, in any order. */
+function heldConnection(result: (uri: string) => BlockEditResult): {
+    connection: FakeConnection;
+    release: (uri: string) => void;
+} {
+    const held = new Map<string, () => void>();
+    const connection = new FakeConnection(
+        (_method, params) =>
+            new Promise((resolve) => {
+                const uri = (params as { textDocument: { uri: string } }).textDocument.uri;
+                held.set(uri, () => resolve(result(uri)));
+            }),
+    );
+    return { connection, release: (uri) => held.get(uri)!() };
+}
+
+const OTHER = 'file:///work/other.py';
+/** The pending diff's document (a function: no narrowing by earlier asserts). */
+const pendingUri = (controller: BlockEditController): string | undefined => controller.current?.uri;
+const drawnCount = (e: StubEditor): number => stub.decorationsOf(e).reduce((n, d) => n + d.length, 0);
+
+test('two runs in flight: only the latest one is shown, whichever answers last; no diff left behind', async () => {
+    const other = stub.open(OTHER, SOURCE);
+    const { connection, release } = heldConnection(() => rewrite([edit(1, 3, 'x\n')]));
+    const busy: (string | undefined)[] = [];
+    const controller = new BlockEditController(() => connection, { busy: (b) => busy.push(b) });
+    const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+    // The older run answers last: dropped.
+    const first = controller.run(asEditor(editor), 'rewrite');
+    await settle();
+    const second = controller.run(asEditor(other), 'suggest');
+    await settle();
+    release(OTHER);
+    assert.ok(await second);
+    assert.deepEqual(busy, ['rewriting', 'suggesting', undefined]);
+    release(URI);
+    assert.equal(await first, undefined);
+    assert.equal(pendingUri(controller), OTHER);
+    assert.equal(drawnCount(editor), 0);
+    assert.ok(drawnCount(other) > 0);
+    assert.ok(await controller.reject());
+    assert.equal(drawnCount(other), 0);
+    assert.equal(stub.contexts.get(PENDING_CONTEXT), false);
+
+    // The older run answers first: it is still dropped; the busy state lasts until the latest answers.
+    busy.length = 0;
+    const third = controller.run(asEditor(editor), 'rewrite');
+    await settle();
+    const fourth = controller.run(asEditor(other), 'rewrite');
+    await settle();
+    release(URI);
+    assert.equal(await third, undefined);
+    assert.deepEqual(busy, ['rewriting', 'rewriting']);
+    assert.equal(controller.current, undefined);
+    release(OTHER);
+    assert.ok(await fourth);
+    assert.deepEqual(busy, ['rewriting', 'rewriting', undefined]);
+    assert.equal(pendingUri(controller), OTHER);
+    assert.equal(drawnCount(editor), 0);
+    assert.ok(drawnCount(other) > 0);
+    assert.equal(stub.contexts.get(PENDING_CONTEXT), true);
+    assert.equal(await controller.accept(), 'applied');
+    assert.deepEqual([drawnCount(editor), drawnCount(other)], [0, 0]);
+});
+
+test('the diff follows its document: drawn again in a new editor, keybindings only where it is shown', async () => {
+    const connection = new FakeConnection(() => rewrite([edit(1, 3, '    return x + 1\n')]));
+    const controller = new BlockEditController(() => connection);
+    const wiring = [
+        onDidChangeVisibleTextEditors((editors) => controller.visibleEditorsChanged(editors)),
+        onDidChangeActiveTextEditor((active) => controller.activeEditorChanged(active)),
+    ];
+    try {
+        await controller.run(asEditor(editor), 'rewrite');
+        assert.ok(drawnCount(editor) > 0);
+        assert.equal(stub.contexts.get(PENDING_CONTEXT), true);
+
+        // Its tab is switched away: VS Code disposes the editor, and its decorations with it.
+        stub.hide(editor);
+        assert.equal(stub.contexts.get(PENDING_CONTEXT), false);
+        const back = stub.reveal(editor.document);
+        assert.ok(back !== editor);
+        assert.ok(drawnCount(back) > 0, 'the diff was not drawn again');
+        assert.equal(stub.contexts.get(PENDING_CONTEXT), true);
+
+        // Another document in the active editor: accept / reject are not for it.
+        const other = stub.reveal(new StubDocument(OTHER, 'x = 1\n'));
+        assert.equal(stub.contexts.get(PENDING_CONTEXT), false);
+        assert.equal(drawnCount(other), 0);
+        assert.ok(drawnCount(back) > 0, 'the pending document is still visible beside it');
+        stub.focus(back);
+        assert.equal(stub.contexts.get(PENDING_CONTEXT), true);
+
+        assert.equal(await controller.accept(), 'applied');
+        assert.equal(back.document.getText(), 'def f(x):\n    return x + 1\n\nprint(f(2))');
+        assert.equal(drawnCount(back), 0);
+        assert.equal(stub.contexts.get(PENDING_CONTEXT), false);
+        stub.focus(other);
+        stub.focus(back);
+        assert.equal(stub.contexts.get(PENDING_CONTEXT), false);
+    } finally {
+        wiring.forEach((d) => d.dispose());
+    }
+});
+
+test('a closed document drops its pending diff', async () => {
+    const controller = new BlockEditController(() => new FakeConnection(() => rewrite([edit(1, 3, 'x\n')])));
+    await controller.run(asEditor(editor), 'rewrite');
+    editor.document.isClosed = true;
+    await controller.visibleEditorsChanged([]);
+    assert.equal(controller.current, undefined);
+    assert.equal(stub.contexts.get(PENDING_CONTEXT), false);
+    await controller.run(asEditor(stub.open(OTHER, SOURCE)), 'rewrite');
+    assert.equal(pendingUri(controller), OTHER);
+    await controller.documentClosed(URI);
+    assert.equal(pendingUri(controller), OTHER);
+    await controller.documentClosed(OTHER);
+    assert.equal(controller.current, undefined);
 });

@@ -255,3 +255,21 @@ test('diff attachments are green text on the inserted background', () => {
     assert.equal(id(a.backgroundColor), 'diffEditor.insertedTextBackground');
     assert.equal(a.margin, LEAD_MARGIN);
 });
+
+test('reset (the connection ended): request ids start again, nothing drawn, nothing denoising', () => {
+    const activity: (string | undefined)[] = [];
+    const controller = new PreviewController({ onActivity: (a) => activity.push(a) });
+    // The old connection: request 7 finished, request 12 was mid-stream when it ended.
+    assert.equal(controller.handle(snapshot({ id: 7, step: 1 })), 'rendered');
+    assert.equal(controller.handle(snapshot({ id: 7, step: 2, final: true })), 'final');
+    assert.equal(controller.handle(snapshot({ id: 12, step: 3, steps: 16 })), 'rendered');
+    assert.equal(activity.at(-1), 'infill 3/16');
+    controller.reset();
+    assert.deepEqual(drawn(editor), { covered: [], text: [] });
+    assert.equal(activity.at(-1), undefined);
+    // The new connection numbers its requests from 0 again: ids the old one used, older or retired.
+    assert.equal(controller.handle(snapshot({ id: 3, step: 1 })), 'rendered');
+    assert.equal(controller.handle(snapshot({ id: 3, step: 2, final: true })), 'final');
+    assert.equal(controller.handle(snapshot({ id: 7, step: 1 })), 'rendered');
+    assert.equal(activity.at(-1), 'infill 1/4');
+});

@@ -353,6 +353,35 @@ export const stub = {
         return editor;
     },
 
+    /**
+     * Show a document in a NEW editor, made active (VS Code makes a new
+     * TextEditor, without decorations, each time a tab becomes visible again).
+     */
+    reveal(document: StubDocument): StubEditor {
+        const editor = new StubEditor(document);
+        this.editors.push(editor);
+        visibleEditorsChanged.fire([...this.editors]);
+        this.focus(editor);
+        return editor;
+    },
+
+    /** Hide an editor (its tab switched away); the last visible editor, if any, becomes active. */
+    hide(editor: StubEditor): void {
+        this.editors = this.editors.filter((e) => e !== editor);
+        visibleEditorsChanged.fire([...this.editors]);
+        if (this.active === editor) {
+            this.focus(this.editors.at(-1));
+        }
+    },
+
+    /** Make an editor the active one. */
+    focus(editor: StubEditor | undefined): void {
+        if (this.active !== editor) {
+            this.active = editor;
+            activeEditorChanged.fire(editor);
+        }
+    },
+
     /** The decorations last set on an editor, per decoration type, in creation order. */
     decorationsOf(editor: StubEditor): unknown[][] {
         return this.decorationTypes.map((t) => editor.decorations.get(t.key) ?? []);
@@ -417,6 +446,7 @@ const configurationChanged = new EventEmitter<unknown>();
 const documentChanged = new EventEmitter<unknown>();
 const documentClosed = new EventEmitter<unknown>();
 const visibleEditorsChanged = new EventEmitter<unknown>();
+const activeEditorChanged = new EventEmitter<unknown>();
 
 const windowApi = {
     get activeTextEditor(): StubEditor | undefined {
@@ -426,6 +456,7 @@ const windowApi = {
         return stub.editors;
     },
     onDidChangeVisibleTextEditors: visibleEditorsChanged.event,
+    onDidChangeActiveTextEditor: activeEditorChanged.event,
     /** One tab group with a text tab per visible editor (vscode-languageclient syncs visible documents). */
     tabGroups: {
         get all(): { tabs: { input: TabInputText }[] }[] {

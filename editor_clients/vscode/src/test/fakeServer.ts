@@ -1,0 +1,78 @@
+// A scripted language server on a TCP port (what `unmask.server.port`
+// connects to), for the lifecycle the real server cannot be made to show on
+// cue: the test sends `unmask/preview` snapshots with the request ids it
+// chooses, answers `unmask/blockEdit` as it likes, and drops connections as a
+// crashing server would.
+
+import * as net from 'node:net';
+import {
+    createMessageConnection,
+    MessageConnection,
+    SocketMessageReader,
+    SocketMessageWriter,
+} from 'vscode-jsonrpc/node';
+
+export class FakeServer {
+    /** One per connection the client made, in order. */
+    readonly connections: MessageConnection[] = [];
+    private readonly sockets: net.Socket[] = [];
+    /** The answer to `unmask/blockEdit`. */
+    blockEdit: (params: unknown) => unknown = () => null;
+
+    private constructor(
+        private readonly server: net.Server,
+        readonly port: number,
+    ) {
+        server.on('connection', (socket) => this.accept(socket));
+    }
+
+    static async start(): Promise<FakeServer> {
+        const server = net.createServer();
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        return new FakeServer(server, (server.address() as net.AddressInfo).port);
+    }
+
+    /** Send a notification on the newest connection. */
+    notify(method: string, params: unknown): Promise<void> {
+        const latest = this.connections.at(-1);
+        if (!latest) {
+            throw new Error('no client is connected');
+        }
+        return latest.sendNotification(method, params);
+    }
+
+    /** Drop the newest connection, as a server that crashed. */
+    crash(): void {
+        this.sockets.at(-1)?.destroy();
+    }
+
+    async close(): Promise<void> {
+        for (const socket of this.sockets) {
+            socket.destroy();
+        }
+        await new Promise((resolve) => this.server.close(resolve));
+    }
+
+    private accept(socket: net.Socket): void {
+        const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+        connection.onRequest('initialize', () => ({ capabilities: {}, serverInfo: { name: 'fake unmask' } }));
+        connection.onRequest('unmask/status', () => ({
+            model: 'ready',
+            error: null,
+            device: 'cpu',
+            encoding: 'utf-16',
+            accepted: 0,
+            rejected: 0,
+        }));
+        connection.onRequest('unmask/blockEdit', (params: unknown) => this.blockEdit(params));
+        connection.onRequest('shutdown', () => null);
+        connection.onNotification('exit', () => {
+            socket.end();
+        });
+        socket.on('error', () => undefined); // a crash() or the client hanging up
+        socket.on('close', () => connection.dispose());
+        connection.listen();
+        this.sockets.push(socket);
+        this.connections.push(connection);
+    }
+}
