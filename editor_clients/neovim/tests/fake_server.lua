@@ -1,9 +1,14 @@
 -- A scripted, in-process language server for client-logic tests that must not depend on what a
--- model happens to say (position encodings, partial accepts). It speaks the same `unmask/`
--- messages as the real server; the end-to-end tests use the real one.
+-- model happens to say or how long it takes (position encodings, partial accepts, reloads,
+-- timing). It speaks the same `unmask/` messages as the real server; the end-to-end tests use the
+-- real one.
 --
 --   local fake = require('fake_server').new({ encoding = 'utf-16', infill = 'text', steps = 3 })
 --   require('unmask').setup({ cmd = fake.cmd })
+--
+-- `block = { range = <LSP range>, newText = '...' }` answers `unmask/blockEdit` with that one
+-- edit, after `block_delay` ms when set (no previews: the request's range stays unknown until
+-- then).
 local M = {}
 
 function M.new(script)
@@ -60,6 +65,20 @@ function M.new(script)
           end)
         end
         reply(callback, notify_reply, id, nil, { items = { { insertText = script.infill, range = range } } })
+      elseif method == 'unmask/blockEdit' and script.block then
+        local doc = fake.documents[params.textDocument.uri]
+        local version, b = doc.version, script.block
+        local function answer()
+          reply(callback, notify_reply, id, nil, {
+            mode = params.mode, range = b.range, version = version,
+            edits = { { range = b.range, newText = b.newText, version = version, score = -1 } },
+          })
+        end
+        if script.block_delay then
+          vim.defer_fn(answer, script.block_delay)
+        else
+          answer()
+        end
       elseif method == 'shutdown' then
         reply(callback, notify_reply, id, nil, vim.NIL)
       else

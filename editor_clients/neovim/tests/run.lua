@@ -32,6 +32,7 @@ test('config: defaults are valid and a bad value is a clear error', function()
   rejects({ host = '127.0.0.1' }, 'host and port')
   rejects({ keymaps = { accept = 1 } }, 'keymaps')
   rejects({ keymaps = { tab = '<Tab>' } }, 'keymaps')
+  rejects({ keymaps = { accept = '' } }, 'keymaps') -- not Neovim's "Invalid (empty) LHS" from setup
   rejects({ alternatives = 9 }, 'alternatives')
   rejects({ no_such_option = true }, 'no_such_option')
   -- daemon mode and keymaps
@@ -197,6 +198,178 @@ test('auto_trigger (scripted server, child Neovim): typing asks again, leaving i
   child:wait('return vim.api.nvim_get_mode().mode == "n"', 2000, 'normal mode')
   eq(false, child:lua(shown), 'InsertLeave clears the suggestion')
   eq(0, child:lua('return #require("unmask.render").marks(0)'), 'nothing drawn')
+  child:stop()
+end)
+
+-- A child Neovim whose plugin talks to a scripted server (tests/fake_server.lua, as `_G.fake`)
+-- with options `opts`, editing a new file of `lines`. Returns the child and the file's path.
+local function fake_child(script, opts, lines)
+  local child = H.child()
+  child:lua([[
+    local root, script, opts = ...
+    package.path = root .. '/tests/?.lua;' .. package.path
+    _G.fake = require('fake_server').new(script)
+    opts.cmd = _G.fake.cmd
+    require('unmask').setup(opts)
+  ]], { root, script, opts })
+  local file = vim.fn.tempname() .. '.py'
+  vim.fn.writefile(lines or { '' }, file)
+  child:cmd('edit ' .. vim.fn.fnameescape(file))
+  child:wait([[
+    local c = require('unmask.client').get()
+    return c ~= nil and c.initialized == true and c.attached_buffers[vim.api.nvim_get_current_buf()] == true
+  ]], 10000, 'attach')
+  return child, file
+end
+
+local ST = '(require("unmask.state").peek(vim.api.nvim_get_current_buf()) or {})'
+local FUNC = { 'def f(x):', '    y = x + 1', '    return y' }
+-- A rewrite of FUNC's body (rows 1-2).
+local BODY = {
+  range = { start = { line = 1, character = 0 }, ['end'] = { line = 2, character = 12 } },
+  newText = '    y = x * 2\n    return y',
+}
+local function requests(method)
+  return ([[return #vim.tbl_filter(function(r) return r.method == %q end, _G.fake.requests)]]):format(method)
+end
+
+test('reload from disk (scripted server): an edit or suggestion made for the old text is refused', function()
+  -- :checktime / :edit! re-send the new text at the old LSP version; b:changedtick tells them apart.
+  local child, file = fake_child({ infill = ' * 2', steps = 1, block = BODY }, { keymaps = true }, FUNC)
+  child:cmd('set autoread')
+  -- A write moves b:changedtick too, but not the text: the edit stays good.
+  child:lua('vim.api.nvim_buf_set_lines(0, 0, 1, true, { "def f(x):  # edited" })')
+  child:lua('vim.api.nvim_win_set_cursor(0, { 2, 0 })')
+  child:cmd('Unmask rewrite')
+  child:wait('return #_G.rec.blocks == 1', 5000, 'the block edit')
+  child:cmd('write')
+  eq(true, child:lua('return require("unmask").accept()'), 'applied after :write')
+  eq({ 'def f(x):  # edited', '    y = x * 2', '    return y' }, child:lines())
+  child:cmd('write')
+  -- block edit, then the file changes on disk and the buffer is reloaded
+  child:cmd('Unmask rewrite')
+  child:wait('return #_G.rec.blocks == 2', 5000, 'the second block edit')
+  local disk = { '# header', 'def g(a, b):', '    return a + b', '', 'def f(x):', '    y = x + 1', '    return y' }
+  vim.fn.writefile(disk, file)
+  child:cmd('checktime') -- the reload fires TextChanged, which drops the edit
+  eq(disk, child:lines(), 'reloaded')
+  child:wait('return ' .. ST .. '.block == nil', 2000, 'the block edit dropped on reload')
+  eq(false, child:lua('return require("unmask").accept()'), 'nothing to accept')
+  eq(disk, child:lua('return vim.fn.readfile(...)', { file }), 'nothing written')
+  eq(disk, child:lines(), 'buffer untouched')
+  -- accept itself refuses: reload and accept in one go, before TextChanged can run
+  local function reload_then_accept(what)
+    disk[1] = '# header, ' .. what
+    vim.fn.writefile(disk, file)
+    child:lua('_G.rec.messages = {}')
+    eq(false, child:lua('vim.cmd("checktime") return require("unmask").accept()'), what .. ' refused')
+    eq(disk, child:lines(), 'buffer untouched by the ' .. what)
+    local messages = child:lua('return _G.rec.messages')
+    ok(#messages == 1 and messages[1].msg:find('changed'), 'a message says why: ' .. vim.inspect(messages))
+  end
+  child:cmd('Unmask rewrite')
+  child:wait('return #_G.rec.blocks == 3', 5000, 'the third block edit')
+  reload_then_accept('block edit')
+  -- an infill suggestion
+  child:lua('vim.api.nvim_win_set_cursor(0, { 6, 0 })')
+  child:input('A<M-\\>')
+  child:wait('return ' .. ST .. '.suggestion ~= nil', 5000, 'the suggestion')
+  reload_then_accept('suggestion')
+  child:stop()
+end)
+
+test('complete drops a block edit on show (scripted server): accept takes the infill shown', function()
+  local child = fake_child({ infill = ' + 2', steps = 1, block = BODY }, { keymaps = true }, FUNC)
+  child:lua('vim.api.nvim_win_set_cursor(0, { 2, 0 })')
+  child:cmd('Unmask rewrite')
+  child:wait('return #_G.rec.blocks == 1', 5000, 'the block edit')
+  child:input('A<M-\\>')
+  child:wait('return ' .. ST .. '.suggestion ~= nil', 5000, 'the suggestion')
+  eq(false, child:lua('return ' .. ST .. '.block ~= nil'), 'no hidden block edit')
+  child:input('<M-l>')
+  child:wait('return #_G.rec.accepts == 1', 5000, 'accept')
+  eq({ 'def f(x):', '    y = x + 1 + 2', '    return y' }, child:lines())
+  eq('all', child:lua('return _G.rec.accepts[1].kind'))
+  child:stop()
+end)
+
+test('auto_trigger (scripted server): accepting a word keeps the rest, typing asks again', function()
+  local child = fake_child({ infill = 'value + 1', steps = 2 }, { auto_trigger = true, debounce = 30, keymaps = true })
+  local count = requests('textDocument/inlineCompletion')
+  local rest = 'local s = ' .. ST .. '.suggestion return s and s.text or vim.NIL'
+  child:input('ix = ')
+  child:wait('return ' .. ST .. '.suggestion ~= nil', 5000, 'a suggestion after typing')
+  local asked = child:lua(count)
+  child:input('<M-w>')
+  child:wait('return #_G.rec.accepts == 1', 5000, 'accept word')
+  vim.wait(300) -- ten debounces
+  eq(asked, child:lua(count), 'no new request after the accept')
+  eq(' + 1', child:lua(rest), 'the rest is still on show')
+  ok(child:lua('return #require("unmask.render").marks(0) > 0'), 'and drawn')
+  child:input('<M-l>')
+  child:wait('return #_G.rec.accepts == 2', 5000, 'accept the rest')
+  eq({ 'x = value + 1' }, child:lines())
+  child:input(' ')
+  child:wait(count .. (' > %d'):format(asked), 5000, 'typing asks again')
+  child:stop()
+end)
+
+test('block request (scripted server): moving inside the block before its range is known keeps it', function()
+  local child = fake_child({ block = BODY, block_delay = 400 }, {}, FUNC)
+  child:lua('vim.api.nvim_win_set_cursor(0, { 1, 0 })')
+  child:cmd('Unmask rewrite')
+  child:input('j')
+  child:wait('return #_G.rec.blocks == 1', 5000, 'the block edit')
+  local cancels = [[return #vim.tbl_filter(function(n) return n.method == '$/cancelRequest' end,
+    _G.fake.notifications)]]
+  eq(0, child:lua(cancels), 'not cancelled')
+  ok(child:lua('return ' .. ST .. '.block ~= nil'), 'the block edit is on show')
+  -- once its rows are known, leaving them still clears it
+  child:input('k')
+  child:wait('return ' .. ST .. '.block == nil', 2000, 'leaving the block rejects it')
+  child:stop()
+end)
+
+test('custom keys (scripted server): with nothing to act on a key does what it does unmapped', function()
+  local lines = { 'abc', '' }
+  for i = 1, 60 do
+    lines[#lines + 1] = ('x%d = %d'):format(i, i)
+  end
+  local child = fake_child({ infill = ' + 2', steps = 1, block = BODY },
+    { keymaps = { accept = '<C-y>', accept_word = '<Tab>' } }, lines)
+  child:cmd('setlocal noexpandtab')
+  -- insert mode: <C-y> copies the character above, <Tab> inserts a tab
+  child:lua('vim.api.nvim_win_set_cursor(0, { 2, 0 })')
+  child:input('i<C-y><C-y><Tab>')
+  child:wait('return vim.api.nvim_get_current_line() == "ab\\t"', 2000, 'the keys typed as unmapped')
+  -- an ALT chord acts like <Esc> then the key (:h i_META): <M-e> (dismiss) leaves insert mode
+  child:input('<M-e>')
+  child:wait('return vim.api.nvim_get_mode().mode == "n"', 2000, '<M-e> as <Esc>e')
+  -- normal mode: <C-y> scrolls
+  child:cmd('normal! 30Gzt')
+  eq(30, child:lua('return vim.fn.line("w0")'))
+  child:input('<C-y>')
+  child:wait('return vim.fn.line("w0") == 29', 2000, '<C-y> scrolls')
+  eq({}, child:lua('return _G.rec.messages'), 'no "nothing to accept" messages')
+  -- with something on show the keys act: a suggestion in insert mode...
+  child:cmd('normal! gg')
+  child:lua('vim.api.nvim_buf_set_lines(0, 0, -1, true, ...)', { FUNC })
+  child:lua('vim.api.nvim_win_set_cursor(0, { 2, 0 })')
+  child:input('A<M-\\>')
+  child:wait('return ' .. ST .. '.suggestion ~= nil', 5000, 'the suggestion')
+  child:input('<Tab>')
+  child:wait('return #_G.rec.accepts == 1', 2000, 'accept word by <Tab>')
+  child:input('<C-y>')
+  child:wait('return #_G.rec.accepts == 2', 2000, 'accept by <C-y>')
+  eq({ 'def f(x):', '    y = x + 1 + 2', '    return y' }, child:lines())
+  -- ...and a block edit in normal mode
+  child:input('<Esc>')
+  child:wait('return vim.api.nvim_get_mode().mode == "n"', 2000, 'normal mode')
+  child:cmd('Unmask rewrite')
+  child:wait('return #_G.rec.blocks == 1', 5000, 'the block edit')
+  child:input('<C-y>')
+  child:wait('return #_G.rec.accepts == 3', 2000, 'the block edit applied by <C-y>')
+  eq({ 'def f(x):', '    y = x * 2', '    return y' }, child:lines())
   child:stop()
 end)
 

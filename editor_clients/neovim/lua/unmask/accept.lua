@@ -1,5 +1,6 @@
 -- Accepting the infill suggestion: all of it, one line or one word at a time.
--- A suggestion is applied only while the buffer is at the version it was made for.
+-- A suggestion is applied only while the buffer holds the text it was made for (same LSP version,
+-- same changedtick: a reload from disk keeps the one and moves the other).
 local client = require('unmask.client')
 local render = require('unmask.render')
 local state = require('unmask.state')
@@ -57,7 +58,7 @@ function M.accept(kind, bufnr)
     end
     return false
   end
-  if util.buf_version(bufnr) ~= s.version then
+  if not util.is_current(bufnr, s) then
     st.suggestion = nil
     render.clear(bufnr)
     util.message('unmask: the buffer changed since the suggestion was made; not applied',
@@ -82,7 +83,8 @@ function M.accept(kind, bufnr)
   local rest = s.text:sub(#piece + 1)
   if rest ~= '' then
     s.text, s.row, s.col, s.end_row, s.end_col = rest, row, col, row, col
-    s.version = util.buf_version(bufnr)
+    -- our own change: the remainder stays current (and on_changed and auto_trigger leave it be)
+    s.version, s.tick = util.buf_version(bufnr), util.buf_tick(bufnr)
     render.draw_inline(bufnr, row, col, render.text_lines(rest, 'UnmaskResolved', bufnr))
   else
     st.suggestion = nil

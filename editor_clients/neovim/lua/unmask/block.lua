@@ -1,6 +1,6 @@
 -- Block edits: `unmask/blockEdit` (rewrite | suggest), the diff drawn over the buffer, then
--- accept (apply if the buffer is still at the edit's version; `unmask/didAccept`) or reject
--- (clear; `unmask/didReject`).
+-- accept (apply if the buffer still holds the text the edit was made for: same version, same
+-- changedtick; `unmask/didAccept`) or reject (clear; `unmask/didReject`).
 --
 -- rewrite answers alternatives for one range, best first: accept applies the one shown
 -- (`:Unmask next` shows the next). suggest answers separate line hunks: accept applies all.
@@ -111,8 +111,8 @@ local function on_result(bufnr, id, err, result, ctx)
     return
   end
   local version = ctx.version or request.version
-  if version ~= util.buf_version(bufnr) or type(result) ~= 'table' then
-    return
+  if type(result) ~= 'table' or version ~= util.buf_version(bufnr) or request.tick ~= util.buf_tick(bufnr) then
+    return -- the buffer moved on (an edit or a reload)
   end
   if type(result.edits) ~= 'table' or #result.edits == 0 then
     util.message(('unmask: %s found nothing to change'):format(request.kind))
@@ -124,6 +124,7 @@ local function on_result(bufnr, id, err, result, ctx)
     choice = 1,
     uri = vim.uri_from_bufnr(bufnr),
     version = result.version or version,
+    tick = request.tick,
     client_id = ctx.client_id,
     encoding = client.encoding(vim.lsp.get_client_by_id(ctx.client_id)),
   }
@@ -149,6 +150,9 @@ function M.request(mode, range)
       mode = mode,
       alternatives = config.options.alternatives,
     }
+    -- The block's rows: known up front for a range; for a position the server picks the block,
+    -- and until a preview says where it is, moving the cursor must not cancel the request
+    -- (on_cursor in init.lua skips requests without rows).
     local rows
     if range then
       local last = util.line(bufnr, range[2] - 1)
@@ -159,7 +163,6 @@ function M.request(mode, range)
       rows = { range[1] - 1, range[2] - 1 }
     else
       params.position = vim.lsp.util.make_position_params(win, encoding).position
-      rows = { params.position.line, params.position.line }
     end
     local id = util.send(c, client.BLOCK_EDIT, params, bufnr, function(request_id, err, result, ctx)
       on_result(bufnr, request_id, err, result, ctx)
@@ -171,11 +174,13 @@ function M.request(mode, range)
       id = id,
       kind = mode,
       version = util.buf_version(bufnr),
+      tick = util.buf_tick(bufnr),
       client_id = c.id,
       rows = rows,
     }
     local header = ('unmask %s · waiting for the model'):format(mode)
-    render.draw_block(bufnr, rows[1], rows[2], {}, header)
+    local at = rows or { params.position.line, params.position.line }
+    render.draw_block(bufnr, at[1], at[2], {}, header)
   end)
 end
 
@@ -206,7 +211,7 @@ function M.accept(bufnr)
   end
   st.block = nil
   render.clear(bufnr)
-  if util.buf_version(bufnr) ~= block.version then
+  if not util.is_current(bufnr, block) then
     util.message('unmask: the buffer changed since the edit was made; not applied', vim.log.levels.WARN)
     return false
   end

@@ -84,7 +84,7 @@ local function on_preview(_, params, ctx)
   if not request or not vim.api.nvim_buf_is_valid(bufnr) then
     return
   end
-  if params.version ~= util.buf_version(bufnr) then
+  if params.version ~= util.buf_version(bufnr) or request.tick ~= util.buf_tick(bufnr) then
     return
   end
   if params.cancelled then
@@ -301,8 +301,8 @@ local function on_infill(bufnr, id, err, result, ctx)
     return
   end
   local version = ctx.version or request.version
-  if version ~= util.buf_version(bufnr) then
-    return -- the buffer moved on: never show stale text
+  if version ~= util.buf_version(bufnr) or request.tick ~= util.buf_tick(bufnr) then
+    return -- the buffer moved on (an edit or a reload): never show stale text
   end
   local items = result and (result.items or result) or {}
   local item = items[1]
@@ -329,6 +329,7 @@ local function on_infill(bufnr, id, err, result, ctx)
     end_row = end_row,
     end_col = end_col,
     version = version,
+    tick = request.tick,
     uri = vim.uri_from_bufnr(bufnr),
     client_id = ctx.client_id,
     response = result,
@@ -347,7 +348,9 @@ function M.complete(automatic)
     end
     M.cancel(bufnr)
     local st = state.get(bufnr)
-    st.suggestion = nil
+    -- A block edit on show goes too: its diff is wiped from the screen here, and a hidden edit
+    -- must not be what accept applies instead of the infill on show.
+    st.suggestion, st.block = nil, nil
     render.clear(bufnr)
     local params = vim.lsp.util.make_position_params(win, M.encoding(client))
     params.context = { triggerKind = automatic and 2 or 1 }
@@ -363,6 +366,7 @@ function M.complete(automatic)
       kind = 'infill',
       automatic = automatic or false,
       version = util.buf_version(bufnr),
+      tick = util.buf_tick(bufnr),
       client_id = client.id,
       position = params.position,
       rows = { cursor[1] - 1, cursor[1] - 1 },

@@ -4,7 +4,7 @@ local M = {}
 --- Suggested key bindings, used when `keymaps = true`. None of them is <Tab>.
 M.default_keymaps = {
   complete = '<M-\\>', -- insert mode: ask for an infill at the cursor
-  accept = '<M-l>', -- insert mode: accept the whole suggestion
+  accept = '<M-l>', -- insert mode: accept the whole suggestion; insert and normal: the block edit
   accept_line = '<M-j>', -- insert mode: accept up to the end of the next line
   accept_word = '<M-w>', -- insert mode: accept one word
   dismiss = '<M-e>', -- insert and normal mode: clear the suggestion or the block edit
@@ -27,11 +27,12 @@ M.defaults = {
   filetypes = { '*' },
   -- Files that mark the project root (the LSP workspace folder); the cwd when none is found.
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'go.mod', 'Cargo.toml' },
-  -- Request an infill on InsertEnter and, debounced, on TextChangedI.
+  -- Request an infill on InsertEnter and, debounced, on TextChangedI (not for the change an accept
+  -- of a word or line makes: the rest of the suggestion stays on show).
   auto_trigger = false,
   debounce = 150, -- ms
   -- false: no mappings (use the <Plug> ones); true: `default_keymaps`; a table: per-action keys,
-  -- where false disables one action.
+  -- where false disables one action. A key with nothing to act on does what it does unmapped.
   keymaps = false,
   -- How many rewrite alternatives to ask for (nil: the server's `alternatives`).
   alternatives = nil,
@@ -91,7 +92,8 @@ local function validate(opts)
       return false
     end
     for key, lhs in pairs(v) do
-      if M.default_keymaps[key] == nil or not (lhs == false or type(lhs) == 'string') then
+      -- '' would reach vim.keymap.set and fail there with Neovim's message, not ours
+      if M.default_keymaps[key] == nil or not (lhs == false or (type(lhs) == 'string' and lhs ~= '')) then
         return false
       end
     end

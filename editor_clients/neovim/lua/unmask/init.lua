@@ -32,24 +32,49 @@ local function in_insert()
   return vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
 end
 
--- Everything shown is cleared when the buffer moves on, the cursor leaves, or insert mode ends.
+-- Everything shown is cleared when the buffer moves on (an edit, or a reload from disk: both move
+-- b:changedtick and fire TextChanged), the cursor leaves, or insert mode ends.
 local function on_changed(args)
   local bufnr = args.buf
   local st = state.peek(bufnr)
   if not st then
     return
   end
-  local version = util.buf_version(bufnr)
-  if st.suggestion and st.suggestion.version ~= version then
+  if st.suggestion and not util.is_current(bufnr, st.suggestion) then
     st.suggestion = nil
     render.clear(bufnr)
   end
-  if st.block and st.block.version ~= version then
+  if st.block and not util.is_current(bufnr, st.block) then
     block.reject(bufnr, false)
   end
-  if st.request and st.request.version ~= version then
+  if st.request and not util.is_current(bufnr, st.request) then
     client.cancel(bufnr)
     render.clear(bufnr)
+  end
+end
+
+-- Writing a modified buffer resets 'modified', which moves b:changedtick without touching the
+-- text: what was current just before the write stays current after it. (A BufWritePre formatter
+-- that changes the text moves the LSP version too, and is not forgiven.)
+local function on_write_pre(args)
+  local st = state.peek(args.buf)
+  if st then
+    st.write_tick = util.buf_tick(args.buf)
+  end
+end
+
+local function on_write_post(args)
+  local bufnr = args.buf
+  local st = state.peek(bufnr)
+  if not st or st.write_tick == nil then
+    return
+  end
+  local before = st.write_tick
+  st.write_tick = nil
+  for _, item in pairs({ st.request, st.suggestion, st.block }) do
+    if item.tick == before and item.version == util.buf_version(bufnr) then
+      item.tick = util.buf_tick(bufnr)
+    end
   end
 end
 
@@ -68,6 +93,8 @@ local function on_cursor(args)
   end
   local request = st.request
   if request then
+    -- A block request has no rows until its range is known (a range asked for, or the first
+    -- preview): until then the cursor may move freely; the version check guards staleness.
     local moved
     if request.kind == 'infill' then
       moved = request.cursor and (request.cursor[1] ~= row or request.cursor[2] ~= col)
@@ -98,6 +125,14 @@ local function on_insert_leave(args)
   render.clear(args.buf)
 end
 
+-- A current suggestion is on show. Typing makes the suggestion stale (on_changed drops it), so
+-- when one is still current after TextChangedI the change was an accept of a word or line, and
+-- asking again would throw the rest of it away.
+local function showing(bufnr)
+  local st = state.peek(bufnr)
+  return st ~= nil and st.suggestion ~= nil and util.is_current(bufnr, st.suggestion)
+end
+
 local function schedule_auto()
   if timer then
     timer:stop()
@@ -105,7 +140,7 @@ local function schedule_auto()
     timer = (vim.uv or vim.loop).new_timer()
   end
   timer:start(config.options.debounce, 0, vim.schedule_wrap(function()
-    if in_insert() and client.get() then
+    if in_insert() and client.get() and not showing(vim.api.nvim_get_current_buf()) then
       client.complete(true)
     end
   end))
@@ -119,6 +154,8 @@ local function create_autocmds()
   })
   vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI' }, { group = group, callback = on_cursor })
   vim.api.nvim_create_autocmd('InsertLeave', { group = group, callback = on_insert_leave })
+  vim.api.nvim_create_autocmd('BufWritePre', { group = group, callback = on_write_pre })
+  vim.api.nvim_create_autocmd('BufWritePost', { group = group, callback = on_write_post })
   vim.api.nvim_create_autocmd({ 'BufLeave', 'BufUnload' }, {
     group = group,
     callback = function(args)
@@ -149,22 +186,66 @@ local function create_autocmds()
   })
 end
 
+-- What each action can act on in `bufnr` in `mode` ('i' | 'n'). A user's key for an action with
+-- nothing to act on does what the key does unmapped, so `accept = '<Tab>'` or `'<C-y>'` keeps
+-- indenting and scrolling. (The <Plug> mappings always run the action, which says why not.)
+local function has_suggestion(bufnr)
+  local st = state.peek(bufnr)
+  return st ~= nil and st.suggestion ~= nil
+end
+
+local function has_anything(bufnr)
+  local st = state.peek(bufnr)
+  return st ~= nil and (st.suggestion ~= nil or st.block ~= nil or st.request ~= nil)
+end
+
 local plug = {
-  complete = { 'i', function() M.complete() end },
-  accept = { { 'i', 'n' }, function() M.accept() end }, -- normal mode: block edits
-  accept_line = { 'i', function() M.accept_line() end },
-  accept_word = { 'i', function() M.accept_word() end },
-  dismiss = { { 'i', 'n' }, function() M.dismiss() end },
+  complete = { modes = { 'i' }, run = function() M.complete() end }, -- always has work: no fallback
+  accept = {
+    modes = { 'i', 'n' },
+    run = function() M.accept() end,
+    acts = function(bufnr, mode)
+      -- normal mode: block edits only (no suggestion outlives insert mode)
+      return block.pending(bufnr) or (mode == 'i' and has_suggestion(bufnr))
+    end,
+  },
+  accept_line = { modes = { 'i' }, run = function() M.accept_line() end, acts = has_suggestion },
+  accept_word = { modes = { 'i' }, run = function() M.accept_word() end, acts = has_suggestion },
+  dismiss = { modes = { 'i', 'n' }, run = function() M.dismiss() end, acts = has_anything },
 }
+
+-- What `lhs` does unmapped, as an expr mapping's result (whose first key is not mapped again).
+-- An ALT chord handed back that way no longer counts as typed, and Neovim would insert the bare
+-- key: spell out its unmapped meaning instead, <Esc> then the key (:h i_META).
+local function unmapped(lhs)
+  local key = lhs:match('^<[MmAa]%-([^<>]+)>$')
+  if key then
+    return '<Esc>' .. (#key == 1 and key or ('<' .. key .. '>'))
+  end
+  return lhs
+end
 
 local function create_mappings()
   for action, spec in pairs(plug) do
     local name = '<Plug>(unmask-' .. action:gsub('_', '-') .. ')'
-    vim.keymap.set(spec[1], name, spec[2], { silent = true, desc = 'unmask: ' .. action:gsub('_', ' ') })
+    vim.keymap.set(spec.modes, name, spec.run, { silent = true, desc = 'unmask: ' .. action:gsub('_', ' ') })
   end
   for action, lhs in pairs(config.keymaps()) do
+    local spec = plug[action]
     local name = '<Plug>(unmask-' .. action:gsub('_', '-') .. ')'
-    vim.keymap.set(plug[action][1], lhs, name, { remap = true, silent = true, desc = 'unmask: ' .. action })
+    local opts = { remap = true, silent = true, desc = 'unmask: ' .. action }
+    if not spec.acts then
+      vim.keymap.set(spec.modes, lhs, name, opts)
+    else
+      -- An expr mapping: it only reads state (no text may change while it is evaluated) and
+      -- answers which keys to run, the <Plug> mapping or the key itself.
+      opts.expr = true
+      for _, mode in ipairs(spec.modes) do
+        vim.keymap.set(mode, lhs, function()
+          return spec.acts(vim.api.nvim_get_current_buf(), mode) and name or unmapped(lhs)
+        end, opts)
+      end
+    end
   end
 end
 

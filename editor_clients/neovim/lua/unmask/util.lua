@@ -8,6 +8,22 @@ function M.buf_version(bufnr)
   return vim.lsp.util.buf_versions[bufnr]
 end
 
+--- b:changedtick of `bufnr` (nil for a deleted buffer). Unlike the LSP version it also moves when
+--- the buffer is reloaded from disk (`:checktime`, `:edit!`): Neovim re-sends the new text with
+--- didOpen at the old version, so the version alone cannot tell the old text from the new.
+function M.buf_tick(bufnr)
+  if not vim.api.nvim_buf_is_valid(bufnr) then
+    return nil
+  end
+  return vim.api.nvim_buf_get_changedtick(bufnr)
+end
+
+--- Whether `item` (a request, suggestion or block edit carrying the `version` and `tick` it was
+--- made at) still belongs to the text of `bufnr`.
+function M.is_current(bufnr, item)
+  return item.version == M.buf_version(bufnr) and item.tick == M.buf_tick(bufnr)
+end
+
 --- client:request / client.request, whichever this Neovim has. Returns ok, request_id.
 function M.request(client, method, params, handler, bufnr)
   if M.has_011 then
