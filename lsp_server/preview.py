@@ -148,8 +148,11 @@ def apply_atomically(path: str | os.PathLike[str], original_bytes: bytes, new_te
     if sha256(current) != sha256(original_bytes):
         raise FileChangedError(f"{path} changed on disk since it was read; not written (run preview again)")
     mode = stat.S_IMODE(target.stat().st_mode)
-    # The temporary file sits beside the target so that os.replace is a rename on one file system.
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".unmask")
+    try:
+        # The temporary file sits beside the target so that os.replace is a rename on one file system.
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".unmask")
+    except OSError as error:
+        raise PreviewError(f"{path} cannot be written ({error.strerror or error}); not written") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(new_text.encode("utf-8"))
@@ -157,8 +160,10 @@ def apply_atomically(path: str | os.PathLike[str], original_bytes: bytes, new_te
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, a read-only file system: said, not a traceback
+            raise PreviewError(f"{path} cannot be written ({error.strerror or error}); not written") from None
         raise
     _fsync_directory(target.parent)
 

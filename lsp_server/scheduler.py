@@ -1,9 +1,11 @@
 """One worker thread that runs every denoising job, newest request per document first.
 
 All model work happens here, so handlers on the event loop never block. A
-job carries its owner (connection, uri) and document version: a newer job
-for the same owner supersedes it, and a job whose document has moved on is
-dropped before it starts and between steps. Results travel back to the
+job carries its owner (connection, uri) and the order its request arrived
+in: a later request for the same owner supersedes an earlier one, whichever
+reaches the scheduler first (requests that waited for the model to load
+arrive here in no particular order), and a job whose document has moved on
+is dropped before it starts and between steps. Results travel back to the
 event loop as items on an asyncio queue.
 
 Jobs that can share forward passes (the same kind of request on the same
@@ -20,7 +22,7 @@ import contextlib
 import enum
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,9 +57,9 @@ class Batchable:
 @dataclass(eq=False)
 class Job:
     owner: tuple[Any, str]  # (connection, uri)
-    version: int
+    arrival: int  # the order its request arrived in, per owner
     work: Callable[[], Iterator[Any]]  # runs on the worker thread
-    is_current: Callable[[], bool]  # is the document still at `version`?
+    is_current: Callable[[], bool]  # is the document still as the request read it?
     deliver: Callable[[Any], None]  # thread-safe sink for items and the final JobEnd
     stop: threading.Event = field(default_factory=threading.Event)
     stop_outcome: Outcome = Outcome.CANCELLED
@@ -84,8 +86,10 @@ class Scheduler:
         self.max_batch = max_batch
         self.batched_runs = 0  # runs that served more than one job
         self.batched_jobs = 0
+        self.ended: Counter[str] = Counter()  # jobs ended, by outcome, over the worker's life
         self._pending: deque[Job] = deque()
         self._running: list[Job] = []
+        self._latest: dict[tuple[Any, str], int] = {}  # owner -> the latest arrival submitted
         self._lock = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="unmask-worker", daemon=True)
@@ -93,11 +97,25 @@ class Scheduler:
 
     def submit(self, job: Job) -> None:
         with self._lock:
-            for other in [*self._pending, *self._running]:
-                if other.owner == job.owner:
-                    other.cancel(Outcome.SUPERSEDED)
+            latest = self._latest.get(job.owner, job.arrival)
+            if latest > job.arrival:  # a later request got here first (and may be done): it wins
+                job.cancel(Outcome.SUPERSEDED)
+            else:
+                self._latest[job.owner] = job.arrival
+                for other in [*self._pending, *self._running]:
+                    if other.owner == job.owner:
+                        other.cancel(Outcome.SUPERSEDED)
             self._pending.append(job)
             self._lock.notify()
+
+    def forget(self, connection: Any) -> None:
+        """Cancel every job of a connection that has gone, and drop what was kept for it."""
+        with self._lock:
+            for job in [*self._pending, *self._running]:
+                if job.owner[0] == connection:
+                    job.cancel()
+            for owner in [o for o in self._latest if o[0] == connection]:
+                del self._latest[owner]
 
     def close(self) -> None:
         with self._lock:
@@ -127,12 +145,16 @@ class Scheduler:
         while jobs := self._next():
             try:
                 if len(jobs) == 1:
-                    jobs[0].deliver(self._run(jobs[0]))
+                    self._end(jobs[0], self._run(jobs[0]))
                 else:
                     self._run_batch(jobs)
             finally:
                 with self._lock:
                     self._running = []
+
+    def _end(self, job: Job, end: JobEnd) -> None:
+        self.ended[end.outcome.value] += 1
+        job.deliver(end)
 
     def _run_batch(self, jobs: list[Job]) -> None:
         """Run jobs with one batch key together; every job gets its items and its own JobEnd."""
@@ -142,7 +164,7 @@ class Scheduler:
             if end is None:
                 live.append(job)
             else:
-                job.deliver(end)
+                self._end(job, end)
         if not live:
             return
         if len(live) > 1:
@@ -161,21 +183,21 @@ class Scheduler:
                         if job.batch.is_last(items[index]):  # type: ignore[union-attr]
                             end = JobEnd(Outcome.DONE)
                     if end is not None:
-                        job.deliver(end)
+                        self._end(job, end)
                         del going[index]
                 if not going:  # every job ended: no step is worth computing
                     break
         except Exception as error:  # a crash fails the jobs still running, never the worker
             log.exception("batched job failed")
             for job in going.values():
-                job.deliver(JobEnd(Outcome.FAILED, describe_failure(error)))
+                self._end(job, JobEnd(Outcome.FAILED, describe_failure(error)))
             going = {}
         finally:
             close = getattr(steps, "close", None)
             if close is not None:
                 close()
         for job in going.values():
-            job.deliver(JobEnd(Outcome.DONE))
+            self._end(job, JobEnd(Outcome.DONE))
 
     @staticmethod
     def _run(job: Job) -> JobEnd:
@@ -218,7 +240,7 @@ def describe_failure(error: Exception) -> str:
 async def run_job(
     scheduler: Scheduler,
     owner: tuple[Any, str],
-    version: int,
+    arrival: int,
     work: Callable[[], Iterator[Any]],
     is_current: Callable[[], bool],
     batch: Batchable | None = None,
@@ -236,7 +258,7 @@ async def run_job(
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    job = Job(owner, version, work, is_current, deliver, batch=batch)
+    job = Job(owner, arrival, work, is_current, deliver, batch=batch)
     scheduler.submit(job)
     try:
         while True:

@@ -24,9 +24,9 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 
 from lsp_server import block_edit, infill_request
-from lsp_server.documents import DocumentError, current_version, snapshot_of
+from lsp_server.documents import Change, DocumentError, DocumentStore, Stamp
 from lsp_server.engine_host import EngineHost, ModelUnavailable
-from lsp_server.positions import PositionError
+from lsp_server.positions import Point, PositionError
 from lsp_server.protocol import (
     BLOCK_EDIT,
     DID_ACCEPT,
@@ -68,6 +68,7 @@ class Session:
     shared: Shared
     connection: int
     settings: Settings = field(default_factory=Settings)
+    documents: DocumentStore = field(default_factory=DocumentStore)
     accepted: int = 0
     rejected: int = 0
 
@@ -79,10 +80,10 @@ class Session:
         return str(encoding or "utf-16")
 
     def snapshot(self, uri: str):
-        return snapshot_of(self.server.workspace, uri, self.encoding, self.settings.max_document_bytes)
+        return self.documents.snapshot(uri, self.encoding, self.settings.max_document_bytes)
 
-    def version_of(self, uri: str) -> int | None:
-        return current_version(self.server.workspace, uri)
+    def stamp_of(self, uri: str) -> Stamp | None:
+        return self.documents.stamp(uri)
 
     def preview(self, params: dict[str, Any]) -> None:
         if self.settings.previews:
@@ -136,6 +137,37 @@ def build_server(shared: Shared) -> Session:
             server.window_show_message(
                 types.ShowMessageParams(types.MessageType.Warning, f"unmask: {problem}")
             )
+
+    # Document sync: our own store (see documents.py); pygls keeps a copy of its own we never read.
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        item = params.text_document
+        session.documents.open(item.uri, item.text, item.version, item.language_id)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        changes = [
+            Change(
+                None
+                if isinstance(change, types.TextDocumentContentChangeWholeDocument)
+                else (
+                    Point(change.range.start.line, change.range.start.character),
+                    Point(change.range.end.line, change.range.end.character),
+                ),
+                change.text,
+            )
+            for change in params.content_changes
+        ]
+        problem = session.documents.change(
+            params.text_document.uri, params.text_document.version, changes, session.encoding
+        )
+        if problem is not None:
+            log.warning(problem)
+            server.window_log_message(types.LogMessageParams(types.MessageType.Warning, problem))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        session.documents.close(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams):
@@ -192,6 +224,7 @@ def build_server(shared: Shared) -> Session:
             # Over the daemon's life: runs that served several jobs at once, and those jobs.
             "batched_runs": shared.scheduler.batched_runs,
             "batched_jobs": shared.scheduler.batched_jobs,
+            "jobs_ended": dict(shared.scheduler.ended),
         }
 
     return session

@@ -56,9 +56,9 @@ async def stream_previews(
         async for snapshot in run_job(
             session.shared.scheduler,
             (session.connection, uri),
-            document.version,
+            document.read,
             work,
-            lambda: session.version_of(uri) == document.version,
+            lambda: session.stamp_of(uri) == document.stamp,
             batch,
         ):
             last = snapshot
@@ -66,7 +66,7 @@ async def stream_previews(
     except (JobStopped, asyncio.CancelledError):
         preview(last, None, cancelled=True)
         raise
-    if session.version_of(uri) != document.version:  # changed after the last step: no stale text
+    if session.stamp_of(uri) != document.stamp:  # changed after the last step: no stale text
         preview(last, None, cancelled=True)
         raise JobStopped(JobEnd(Outcome.STALE, "the document changed while denoising"))
     return last

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -40,6 +42,9 @@ def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
     except (ValueError, UnicodeDecodeError) as error:
         send_error(protocol, None, -32700, f"unmask: parse error, the message is not JSON in UTF-8: {error}")
         return
+    except RecursionError:
+        send_error(protocol, None, -32700, "unmask: parse error, the message nests too deeply")
+        return
     if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
         msg_id = raw.get("id") if isinstance(raw, dict) else None
         send_error(protocol, msg_id, -32600, "unmask: invalid request, expected a JSON-RPC 2.0 object")
@@ -56,6 +61,27 @@ def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
     protocol.handle_message(message)
 
 
+def handle_safely(protocol: JsonRPCProtocol, body: bytes) -> None:
+    """`handle_body`, with any failure answered and logged: one bad message never ends a connection."""
+    try:
+        handle_body(protocol, body)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as error:
+        log.exception("message could not be handled")
+        send_error(
+            protocol, None, -32603, f"unmask: internal error handling a message: {type(error).__name__}"
+        )
+
+
+async def skip(reader, length: int) -> None:
+    """Read past `length` bytes in bounded chunks: an oversize message is never held in memory."""
+    while length > 0:
+        chunk = min(length, 1 << 20)
+        await reader.readexactly(chunk)
+        length -= chunk
+
+
 async def read_framed(reader, protocol: JsonRPCProtocol) -> None:
     """The Content-Length framed loop shared by stdio and TCP; returns at end of stream."""
     length = 0
@@ -69,9 +95,9 @@ async def read_framed(reader, protocol: JsonRPCProtocol) -> None:
         elif header.strip() == b"" and length:
             if length > MAX_MESSAGE_BYTES:
                 send_error(protocol, None, -32600, f"unmask: message of {length} bytes is over the limit")
-                await reader.readexactly(length)
+                await skip(reader, length)
             else:
-                handle_body(protocol, await reader.readexactly(length))
+                handle_safely(protocol, await reader.readexactly(length))
             length = 0
 
 
@@ -83,7 +109,13 @@ async def serve_connection(session: Session, read) -> None:
     except (asyncio.IncompleteReadError, ConnectionError) as error:
         log.info("connection %d closed: %s", session.connection, error)
     finally:
-        session.server.protocol._shutdown = True
+        protocol = session.server.protocol
+        protocol._shutdown = True
+        # The client is gone: its requests are cancelled (their jobs stop at the next step)
+        # rather than denoising for nobody while other clients wait for the worker.
+        for future in list(protocol._request_futures.values()):
+            future.cancel()
+        session.shared.scheduler.forget(session.connection)
 
 
 class NonBlockingClose:
@@ -130,7 +162,7 @@ async def serve_ws(shared: Shared, host: str, port: int) -> None:
                     data = await websocket.recv(decode=False)
                 except ConnectionClosed:
                     return
-                handle_body(protocol, data)
+                handle_safely(protocol, data)
 
         await serve_connection(session, read())
 
@@ -139,15 +171,19 @@ async def serve_ws(shared: Shared, host: str, port: int) -> None:
         await server.serve_forever()
 
 
-def serve_stdio(shared: Shared) -> None:
+def serve_stdio(shared: Shared) -> int:
+    """Serve one editor on stdin/stdout; the exit code LSP asks for (0 after shutdown, else 1)."""
     session = build_server(shared)
     protocol = session.server.protocol
     protocol.set_writer(StdoutWriter(sys.stdout.buffer))
     reader = StdinAsyncReader(sys.stdin.buffer, session.server.thread_pool)
     try:
         asyncio.run(read_framed(reader, protocol))
-    except (SystemExit, KeyboardInterrupt, BrokenPipeError):
+    except SystemExit as exit_:  # the client's `exit`
+        return exit_.code if isinstance(exit_.code, int) else 1
+    except (KeyboardInterrupt, BrokenPipeError):
         pass
+    return 0 if protocol._shutdown else 1
 
 
 def announce(kind: str, address) -> None:
@@ -165,13 +201,20 @@ def serve(args: argparse.Namespace) -> int:
     shared = Shared(host=EngineHost(args.model, args.device, args.dtype))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: every process that can reach it can use the model", args.host)
+    code = 0
     try:
         if args.tcp is not None:
             asyncio.run(serve_tcp(shared, args.host, args.tcp))
         elif args.ws is not None:
             asyncio.run(serve_ws(shared, args.host, args.ws))
         else:
-            serve_stdio(shared)
+            code = serve_stdio(shared)
     except KeyboardInterrupt:
         pass
-    return 0
+    # Straight out, past interpreter teardown: the loader thread may be inside torch's import,
+    # and tearing the interpreter down under it aborts the process (SIGABRT) instead of exiting.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(ValueError, OSError):  # stdout is closed after the client's `exit`
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -102,10 +102,39 @@ async def test_malformed_frames_over_stdio_keep_the_server_alive():
 
         reply = await send(b"{not json")
         assert reply["error"]["code"] == -32700
+        reply = await send(b"[" * 100_000 + b"]" * 100_000)  # nests past the parser's recursion limit
+        assert reply["error"]["code"] == -32700 and "nests" in reply["error"]["message"]
         reply = await send(
             b'{"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {"capabilities": {}}}'
         )
         assert reply["id"] == 3 and "capabilities" in reply["result"]
+        # `exit` with no `shutdown` first: LSP's exit code 1, a clean exit even while the model loads.
+        body = b'{"jsonrpc": "2.0", "method": "exit"}'
+        process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await process.stdin.drain()
+        assert await asyncio.wait_for(process.wait(), 30) == 1
     finally:
-        process.kill()
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def test_shutdown_then_exit_while_the_model_loads_exits_0():
+    from tests.lsp_harness import server_command
+
+    process = await asyncio.create_subprocess_exec(
+        *server_command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        for body in (
+            b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}',
+            b'{"jsonrpc": "2.0", "id": 2, "method": "shutdown"}',
+            b'{"jsonrpc": "2.0", "method": "exit"}',
+        ):
+            process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await process.stdin.drain()
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
         await process.wait()

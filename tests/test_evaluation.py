@@ -59,6 +59,27 @@ def test_writes_outside_the_working_directory_are_refused(tmp_path: Path):
     assert removed.read_text() == "precious"
 
 
+def test_writes_outside_through_a_directory_descriptor_are_refused(tmp_path: Path):
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious")
+    through_open = (
+        "import os\n"
+        f"d = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
+        "fd = os.open('keep.txt', os.O_WRONLY | os.O_TRUNC, dir_fd=d)\n"
+        "os.write(fd, b'overwritten')\n"
+    )
+    assert run_program(through_open, QUICK).status == "refused"
+    inside = "import os\nos.mkdir('sub')\nd = os.open('sub', os.O_RDONLY)\nos.mkdir('x', dir_fd=d)\n"
+    assert run_program(inside, QUICK).status == "refused"  # any dir_fd in a change is refused
+    assert keep.read_text() == "precious"
+
+
+@pytest.mark.parametrize("exit_call", ["import sys\nsys.exit(0)", "import os\nos._exit(0)"])
+def test_a_program_that_exits_0_before_its_tests_fails(exit_call: str):
+    verdict = run_program(f"{exit_call}\nassert False, 'the tests'\n", QUICK)
+    assert (verdict.status, verdict.detail) == ("failed", "exited before its tests finished")
+
+
 def test_writes_inside_the_working_directory_are_allowed():
     source = "open('scratch.txt', 'w').write('ok')\nassert open('scratch.txt').read() == 'ok'\n"
     assert run_program(source, QUICK).status == "passed"
@@ -83,6 +104,7 @@ def test_output_flood_is_capped():
 
 def test_classify_reads_exit_codes_and_errors():
     assert classify(0, "", False).status == "passed"
+    assert classify(0, "", False, completed=False).status == "failed"
     assert classify(1, "Traceback\nMemoryError\n", False).status == "memory"
     assert classify(-9, "", False).status == "timeout"
     assert classify(0, "", True).status == "timeout"

@@ -217,4 +217,6 @@ def test_shifted_model_without_bos_infills_at_the_start_of_a_file(tmp_path):
     engine = Engine(checkpoint, torch.device("cpu"), settings_for(checkpoint))
     final = list(engine.infill("", "\nprint(x)\n", [5]))[-1]
     assert final.final and final.best.unresolved == 0
-    assert engine.score_block("", "x = 1", "\n") and all(s <= 0 for s in engine.score_block("", "x = 1", "\n"))
+    assert engine.score_block("", "x = 1", "\n") and all(
+        s <= 0 for s in engine.score_block("", "x = 1", "\n")
+    )

@@ -234,6 +234,21 @@ def test_apply_atomically_refuses_when_the_file_changed_since_it_was_read(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py"]
 
 
+@pytest.mark.parametrize("failing", ["tempfile.mkstemp", "os.replace"])
+def test_apply_atomically_that_cannot_write_says_so_and_leaves_the_file(tmp_path, monkeypatch, failing):
+    path = tmp_path / "m.py"
+    path.write_text("x = 1\n")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(failing, refuse)
+    with pytest.raises(PreviewError, match=r"cannot be written .*Permission denied"):
+        apply_atomically(path, path.read_bytes(), "x = 2\n")
+    assert path.read_text() == "x = 1\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.py"]  # no temporary file left behind
+
+
 def test_apply_atomically_writes_and_keeps_the_mode(tmp_path):
     path = tmp_path / "run.py"
     path.write_text("print('old')\n")

@@ -103,3 +103,45 @@ def test_a_job_leaving_a_batch_mid_run_stops_hearing_while_the_others_go_on():
     assert leave.end.outcome is Outcome.STALE
     assert leave.items[:-1] == [("leave", 1, False)]
     scheduler.close()
+
+
+def test_a_later_request_wins_whichever_reaches_the_scheduler_first():
+    """Requests that waited for the model reach `submit` in no set order; arrival decides."""
+    scheduler = Scheduler()
+    release = threading.Event()
+    scheduler.submit(
+        Job(("c", "blocker"), 1, lambda: iter([release.wait(10)]), lambda: True, Inbox().deliver)
+    )
+    newer, older = Inbox(), Inbox()
+    scheduler.submit(Job(("c", "doc"), 8, lambda: iter(["newer"]), lambda: True, newer.deliver))
+    scheduler.submit(Job(("c", "doc"), 7, lambda: iter(["older"]), lambda: True, older.deliver))
+    release.set()
+    assert older.end.outcome is Outcome.SUPERSEDED and older.items == [older.end]
+    assert newer.end.outcome is Outcome.DONE and newer.items[0] == "newer"
+    # Even after the newer one is done, a late older one does not run.
+    late = Inbox()
+    scheduler.submit(Job(("c", "doc"), 6, lambda: iter(["late"]), lambda: True, late.deliver))
+    assert late.end.outcome is Outcome.SUPERSEDED
+    scheduler.close()
+
+
+def test_forgetting_a_connection_cancels_its_jobs_and_no_one_elses():
+    scheduler = Scheduler()
+    started, release = threading.Event(), threading.Event()
+
+    def running():
+        started.set()
+        for step in range(100):
+            release.wait(0.05)
+            yield step
+
+    gone, queued, other = Inbox(), Inbox(), Inbox()
+    scheduler.submit(Job(("gone", "a"), 1, running, lambda: True, gone.deliver))
+    scheduler.submit(Job(("gone", "b"), 1, lambda: iter(["b"]), lambda: True, queued.deliver))
+    scheduler.submit(Job(("stays", "a"), 1, lambda: iter(["kept"]), lambda: True, other.deliver))
+    assert started.wait(10)
+    scheduler.forget("gone")
+    assert gone.end.outcome is Outcome.CANCELLED and len(gone.items) < 100
+    assert queued.end.outcome is Outcome.CANCELLED
+    assert other.end.outcome is Outcome.DONE and other.items[0] == "kept"
+    scheduler.close()

@@ -233,3 +233,51 @@ async def test_utf8_position_encoding_is_negotiated():
         response = await asyncio.wait_for(client.inline_completion(URI, 1, 8, "u8"), 120)
         if response.items:
             assert response.items[0].range.start == types.Position(1, 8)
+
+
+async def test_a_client_that_disconnects_mid_stream_has_its_job_cancelled():
+    """Nobody is left to read its previews: the worker stops at the next step, for the others' sake."""
+    import json
+
+    daemon = await start_daemon("tcp")
+    try:
+        reader, writer = await asyncio.open_connection(daemon.host, daemon.port)
+
+        def send(message: dict) -> None:
+            body = json.dumps(message).encode()
+            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+        async def receive() -> dict:
+            length = 0
+            while (line := await reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            return json.loads(await reader.readexactly(length))
+
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
+        send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        item = {"uri": URI, "languageId": "python", "version": 1, "text": SOURCE}
+        send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": item}})
+        position = {"line": BODY_LINE, "character": 4}  # a multi-line infill: many steps
+        params = {"textDocument": {"uri": URI}, "position": position, "context": {"triggerKind": 1}}
+        send({"jsonrpc": "2.0", "id": 2, "method": "textDocument/inlineCompletion", "params": params})
+        while (await asyncio.wait_for(receive(), 120)).get("method") != "unmask/preview":
+            pass
+        writer.transport.abort()  # gone mid-stream, without shutdown or exit
+
+        async with connect("tcp", daemon) as other:
+            await other.initialize()
+
+            async def ended() -> dict:
+                while True:
+                    status = to_plain(await other.request("unmask/status", {}, f"s{id(object())}"))
+                    if sum(status["jobs_ended"].values()):
+                        return status["jobs_ended"]
+                    await asyncio.sleep(0.05)
+
+            assert await asyncio.wait_for(ended(), 60) == {"cancelled": 1}
+            other.open(URI, SOURCE)
+            result = await asyncio.wait_for(other.inline_completion(URI, RETURN_LINE, 11, "after"), 120)
+            assert isinstance(result, types.InlineCompletionList)
+    finally:
+        await daemon.stop()

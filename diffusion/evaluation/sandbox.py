@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import signal
 import subprocess
 import sys
@@ -61,13 +62,14 @@ def _limit_child(limits: Limits):
     return apply
 
 
-def classify(returncode: int, stderr: str, timed_out: bool) -> Verdict:
-    """How a finished child ended, from its exit code and the tail of its error output."""
+def classify(returncode: int, stderr: str, timed_out: bool, completed: bool = True) -> Verdict:
+    """How a finished child ended, from its exit code, the tail of its error output and
+    whether it ran to its end."""
     last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
     if timed_out or returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         return Verdict("timeout", last)
     if returncode == 0:
-        return Verdict("passed")
+        return Verdict("passed") if completed else Verdict("failed", "exited before its tests finished")
     if sandbox_guard.MARKER in stderr:
         return Verdict("refused", last)
     if "MemoryError" in stderr:
@@ -80,7 +82,15 @@ def run_program(source: str, limits: Limits = DEFAULT_LIMITS) -> Verdict:
         program = Path(work) / "program.py"
         program.write_text(source, encoding="utf-8")
         out, err = Path(work) / "stdout.txt", Path(work) / "stderr.txt"
-        env = {"PATH": os.defpath, "HOME": work, "TMPDIR": work, "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8"}
+        nonce = secrets.token_hex(16)
+        env = {
+            "PATH": os.defpath,
+            "HOME": work,
+            "TMPDIR": work,
+            "PYTHONHASHSEED": "0",
+            "LC_ALL": "C.UTF-8",
+            sandbox_guard.NONCE_VARIABLE: nonce,
+        }
         with out.open("wb") as stdout, err.open("wb") as stderr:
             child = subprocess.Popen(
                 [sys.executable, "-I", "-S", sandbox_guard.__file__, str(program)],
@@ -104,4 +114,5 @@ def run_program(source: str, limits: Limits = DEFAULT_LIMITS) -> Verdict:
                     pass
                 child.wait()
         tail = err.read_bytes()[-4000:].decode("utf-8", "replace")
-        return classify(child.returncode, tail, timed_out)
+        completed = out.read_bytes()[-200:].rstrip().endswith(nonce.encode())
+        return classify(child.returncode, tail, timed_out, completed)

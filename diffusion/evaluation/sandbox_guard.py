@@ -3,7 +3,9 @@
 Usage: python -I sandbox_guard.py PROGRAM. The hook (PEP 578; it cannot be
 removed once added) refuses network sockets, new processes, native code
 loading, and any file change outside the working directory. It is one layer:
-the parent also sets resource limits and a wall-clock timeout.
+the parent also sets resource limits and a wall-clock timeout. When the
+program has run to its end, the guard prints the nonce the parent gave it, so
+that a program that exits early with status 0 does not pass.
 """
 
 import os
@@ -53,6 +55,22 @@ CHANGES = frozenset(
     }
 )
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+# Where each change event carries its directory descriptors (CPython's audit event table). A
+# path relative to a descriptor cannot be checked from the path alone, so any is refused.
+DIR_FD_ARGS = {
+    "os.remove": (1,),
+    "os.rmdir": (1,),
+    "os.rename": (2, 3),
+    "os.replace": (2, 3),
+    "os.link": (2, 3),
+    "os.mkdir": (2,),
+    "os.symlink": (2,),
+    "os.chmod": (2,),
+    "os.chown": (3,),
+    "os.utime": (3,),
+}
+# The variable carrying the completion nonce; removed before the program runs.
+NONCE_VARIABLE = "UNMASK_SANDBOX_NONCE"
 
 
 def make_hook(root: str):
@@ -68,11 +86,20 @@ def make_hook(root: str):
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path, _mode, flags = args
-            if path is not None and isinstance(flags, int) and flags & WRITE_FLAGS and not inside(path):
+            if path is None or isinstance(path, int) or inside(path):
+                return
+            if isinstance(flags, int) and flags & WRITE_FLAGS:
+                refuse(event, path)
+            # A directory descriptor from outside would let `dir_fd=` calls and `os.open(name,
+            # dir_fd=...)` (whose audit event does not carry the descriptor) write there.
+            if os.path.isdir(path):
                 refuse(event, path)
         elif event in DENIED:
             refuse(event, args[:1])
         elif event in CHANGES:
+            for index in DIR_FD_ARGS.get(event, ()):
+                if index < len(args) and args[index] is not None:
+                    refuse(event, f"dir_fd={args[index]}")
             for arg in args:
                 if isinstance(arg, (str, bytes, os.PathLike)) and not inside(arg):
                     refuse(event, arg)
@@ -82,10 +109,14 @@ def make_hook(root: str):
 
 def main() -> None:
     program = sys.argv[1]
+    nonce = os.environ.pop(NONCE_VARIABLE, "")
     with open(program, encoding="utf-8") as file:
         code = compile(file.read(), program, "exec")
     sys.addaudithook(make_hook(os.path.realpath(os.getcwd())))
     exec(code, {"__name__": "__main__", "__file__": program})
+    # Reached only when the whole program ran: an early `sys.exit(0)` or `os._exit(0)` before
+    # the tests leaves exit code 0 without this line, and is not a pass.
+    print(f"\n{nonce}", flush=True)
 
 
 if __name__ == "__main__":
