@@ -40,11 +40,33 @@ class Checkpoint:
     family: str
 
 
+LFS_POINTER = b"version https://git-lfs"
+
+
+def lfs_pointer(path: Path) -> bool:
+    """Whether `path` is a git-lfs pointer file: a clone made without git-lfs holds these."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(LFS_POINTER)) == LFS_POINTER
+    except OSError:
+        return False
+
+
+def lfs_error(path: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is a git-lfs pointer, not the file itself: run `git lfs pull` in {path.parent}"
+    )
+
+
 def read_json(path: Path) -> dict[str, Any]:
+    if lfs_pointer(path):
+        raise lfs_error(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path} is not valid JSON: {error}") from error
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read: {error}") from error
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path} should hold a JSON object")
     return raw
@@ -73,7 +95,7 @@ def read_config(folder: Path) -> ModelConfig:
     raw = read_raw_config(folder)
     try:
         return read_family(raw, folder).config(raw)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, ArithmeticError) as error:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"{folder / 'config.json'}: {error}") from error
@@ -82,7 +104,14 @@ def read_config(folder: Path) -> ModelConfig:
 def weight_files(folder: Path) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = read_json(index).get("weight_map", {})
+        weight_map = read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise CheckpointError(f"{index}: weight_map should be an object of tensor name to file name")
+        for tensor, name in weight_map.items():
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise CheckpointError(
+                    f"{index}: weight_map[{tensor!r}] is {name!r}, not a file name in the folder"
+                )
         files = sorted({folder / name for name in weight_map.values()})
         absent = [f.name for f in files if not f.is_file()]
         if absent:
@@ -103,6 +132,8 @@ def read_state_dict(
     """Tensors under our names, moved one at a time to `device` in `dtype` (no full copy on the host)."""
     state: dict[str, torch.Tensor] = {}
     for path in weight_files(folder):
+        if lfs_pointer(path):
+            raise lfs_error(path)
         try:
             with safe_open(str(path), framework="pt") as handle:
                 for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
@@ -154,6 +185,15 @@ def read_special_ids(config: ModelConfig, codec: TextCodec, folder: Path) -> Spe
     )
 
 
+def read_tokenizer(path: Path, specials: SpecialIds) -> TextCodec:
+    if lfs_pointer(path):
+        raise lfs_error(path)
+    try:
+        return TextCodec.from_file(path, specials)
+    except Exception as error:  # the tokenizers library raises a bare Exception for a bad file
+        raise CheckpointError(f"{path} is not a readable tokenizer: {error}") from error
+
+
 def check_tensors(model: DiffusionTransformer, state: dict[str, torch.Tensor]) -> None:
     """Name any missing, unexpected or misshapen tensor."""
     expected = {name: p.shape for name, p in model.state_dict(keep_vars=True).items()}
@@ -184,8 +224,8 @@ def load_checkpoint(
     tokenizer_path = folder / "tokenizer.json"
     if not tokenizer_path.is_file():
         raise CheckpointError(f"{folder} has no tokenizer.json")
-    codec = TextCodec.from_file(tokenizer_path, SpecialIds(mask=-1, bos=None, eos=None, pad=None, null=None))
-    codec = TextCodec.from_file(tokenizer_path, read_special_ids(config, codec, folder))
+    codec = read_tokenizer(tokenizer_path, SpecialIds(mask=-1, bos=None, eos=None, pad=None, null=None))
+    codec = read_tokenizer(tokenizer_path, read_special_ids(config, codec, folder))
     if codec.vocab_size > config.vocab_size:
         raise CheckpointError(
             f"tokenizer has {codec.vocab_size} tokens but the model only {config.vocab_size}"

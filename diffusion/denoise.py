@@ -104,7 +104,8 @@ def denoise(
             if null_id is not None:
                 restrict_null(logits, state, span, span_first, window, null_id)
             conf, token, token_logp = score(logits)
-            state = commit(state, window, schedule, conf, token, token_logp, budgets)
+            tail = (span, null_id) if null_id is not None else None
+            state = commit(state, window, schedule, conf, token, token_logp, budgets, tail)
             if null_id is not None:
                 state = fill_after_null(state, span, null_id)
             if resize is not None:
@@ -120,12 +121,15 @@ def commit(
     token: torch.Tensor,
     token_logp: torch.Tensor,
     budgets: torch.Tensor,
+    null_tail: tuple[torch.Tensor, int] | None = None,
 ) -> DenoiseState:
     """The next state: the positions `schedule` picks, per row, take their predicted tokens.
 
     `conf`, `token` and `token_logp` are (B, W), one entry per column of `window`, which
     holds every masked position. Every row is decided at once, without a host round trip
-    (on a GPU each one would stall the step until the device drains).
+    (on a GPU each one would stall the step until the device drains). With `null_tail`
+    (the span (B, T), the null id), a null picked left of content picked in the same
+    step waits: null only ever fills a span's tail.
     """
     start, stop = window
     masked = state.masked[:, start:stop]
@@ -133,6 +137,9 @@ def commit(
     remaining = masked.sum(dim=1)
     steps_left = (budgets - state.step).clamp(min=1)
     chosen = masked & most_confident(on_grid, schedule.counts(on_grid, remaining, steps_left))
+    if null_tail is not None:
+        span, null_id = null_tail
+        chosen = chosen & ~nulls_before_content(state, window, span[:, start:stop], chosen, token, null_id)
     ids = state.ids.clone()
     ids[:, start:stop] = torch.where(chosen, token, ids[:, start:stop])
     still_masked = state.masked.clone()
@@ -168,6 +175,28 @@ def restrict_null(
     content_after = (content.flip(1).cumsum(1).flip(1) - content.long()) > 0
     start, stop = window
     logits[..., null_id].masked_fill_((content_after | span_first)[:, start:stop], float("-inf"))
+
+
+def nulls_before_content(
+    state: DenoiseState,
+    window: tuple[int, int],
+    span: torch.Tensor,
+    chosen: torch.Tensor,
+    token: torch.Tensor,
+    null_id: int,
+) -> torch.Tensor:
+    """(B, W): chosen nulls with content to their right once this step's picks are in.
+
+    `restrict_null` rules out a null left of content committed in earlier steps; this
+    covers content picked in the same step. The row keeps that content, so it still
+    commits at least one position.
+    """
+    start, stop = window
+    ids = torch.where(chosen, token, state.ids[:, start:stop])
+    resolved = span & ~(state.masked[:, start:stop] & ~chosen)
+    content = resolved & (ids != null_id)
+    content_after = (content.flip(1).cumsum(1).flip(1) - content.long()) > 0
+    return chosen & (token == null_id) & content_after
 
 
 def fill_after_null(state: DenoiseState, span: torch.Tensor, null_id: int) -> DenoiseState:

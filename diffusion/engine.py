@@ -227,7 +227,14 @@ class Engine:
     def fixed_shapes(self) -> bool:
         if self.settings.fixed_shapes is not None:
             return self.settings.fixed_shapes
-        return self.graphs is not None and self.settings.cuda_graphs and self.device.type == "cuda"
+        # Fixed shapes serve the cached predictor's captured graphs; without the cache they
+        # would only pad every uncached step to the full window.
+        return (
+            self.graphs is not None
+            and self.settings.cuda_graphs
+            and self.settings.cache_refresh > 0
+            and self.device.type == "cuda"
+        )
 
     def _aligned(self, canvases: Sequence[Canvas]) -> tuple[Canvas, tuple[range, ...]]:
         """`canvases` stacked into one (`stack_canvases`), padded to the full window when
@@ -328,8 +335,11 @@ class Engine:
     def repair(
         self, prefix: str, block: str, suffix: str, remask: list[bool], schedule: Schedule | None = None
     ) -> Iterator[InfillSnapshot]:
-        """Re-denoise only the `remask` positions of `block`'s tokens, keeping the rest."""
-        yield from self._run(self._block_canvas(prefix, block, suffix, [remask]), schedule)
+        """Re-denoise only the `remask` positions of `block`'s tokens, keeping the rest.
+
+        Every remasked position gets a real token: the null rules speak of one contiguous
+        span's tail, and remasked positions are scattered through kept code."""
+        yield from self._run(self._block_canvas(prefix, block, suffix, [remask]), schedule, exact_length=True)
 
     def _block_canvas(self, prefix: str, block: str, suffix: str, patterns: list[list[bool]]) -> Canvas:
         codec = self.codec
@@ -395,6 +405,8 @@ class Engine:
             resize = expand_delete(
                 specials.expand, specials.eos, specials.mask, canvas.span_start, self.settings.max_span
             )
+        elif self.length_control:  # several rows: no length policy runs, so nothing may ask to expand
+            banned = (*banned, specials.expand)
         refresh = self.settings.cache_refresh
         graphs = self.graphs if self.settings.cuda_graphs else None
         predictor = (

@@ -20,7 +20,7 @@ from diffusion.engine import Engine
 
 def complete(engine: Engine, task: dict[str, Any], default_tokens: int) -> dict[str, Any]:
     began = time.perf_counter()
-    tokens = int(task.get("max_tokens") or default_tokens)
+    tokens = task.get("max_tokens") or default_tokens
     *_, last = engine.infill(task["prefix"], task["suffix"], [tokens])
     assert last is not None and last.final
     return {
@@ -40,7 +40,19 @@ def parse_task(line: str) -> dict[str, Any]:
         raise ValueError(f"missing {', '.join(missing)}")
     if not isinstance(task["prefix"], str) or not isinstance(task["suffix"], str):
         raise ValueError("prefix and suffix must be strings")
+    tokens = task.get("max_tokens")
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
+        raise ValueError(f"max_tokens must be a positive integer, not {json.dumps(tokens)}")
     return task
+
+
+def task_id_of(line: str) -> Any:
+    """The task_id of a line that parsed but failed a check, so its error row can be matched up."""
+    try:
+        task = json.loads(line)
+    except ValueError:
+        return None
+    return task.get("task_id") if isinstance(task, dict) else None
 
 
 def process(engine: Engine, lines: Iterable[str], default_tokens: int) -> Iterator[dict[str, Any]]:
@@ -50,7 +62,7 @@ def process(engine: Engine, lines: Iterable[str], default_tokens: int) -> Iterat
         try:
             task = parse_task(line)
         except ValueError as error:
-            yield {"task_id": None, "line": number, "error": f"line {number}: {error}"}
+            yield {"task_id": task_id_of(line), "line": number, "error": f"line {number}: {error}"}
             continue
         yield complete(engine, task, default_tokens)
 

@@ -98,7 +98,9 @@ class CachedContext:
         for cache in self.caches:
             cache.start = self.region[0]
         logits = self.model.window_logits(hidden, window)
-        if self.first_passes is not None and self.full_passes == 1:
+        # Only a decode's very first pass sees the canvas fully masked; a later refresh (also
+        # the first full pass of a decode that reused a stored one) would evict a real entry.
+        if self.first_passes is not None and self.calls == 1:
             self.first_passes.remember(
                 FirstPass(
                     ids,

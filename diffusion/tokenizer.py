@@ -28,13 +28,17 @@ class SpecialIds:
 
     def stripped(self) -> frozenset[int]:
         """Ids that never appear in text handed back to a user."""
-        return frozenset(i for i in (self.bos, self.eos, self.pad, self.null, self.mask) if i is not None)
+        ids = (self.bos, self.eos, self.pad, self.null, self.mask, self.expand)
+        return frozenset(i for i in ids if i is not None)
 
 
 class TextCodec:
     """Encodes and decodes text for one checkpoint."""
 
     def __init__(self, tokenizer: Tokenizer, specials: SpecialIds) -> None:
+        # Text is text: a literal "<|mask|>" in the user's code is encoded as the characters it
+        # is, not as the mask id (which the denoiser would fill and decoding would drop).
+        tokenizer.encode_special_tokens = True
         self._tokenizer = tokenizer
         self.specials = specials
         self._stripped = specials.stripped()

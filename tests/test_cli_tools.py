@@ -65,3 +65,16 @@ def test_bench_json_compares_threshold_with_the_typewriter_and_generate():
                 ar["seconds_to_final"] / threshold["seconds_to_final"], 2
             )
         assert 0.0 <= group["threshold"]["agreement_with_nocache"] <= 1.0
+
+
+def test_infill_jsonl_a_bad_max_tokens_fails_its_line_only():
+    bad = ["ten", [4], -3, 0, True, 2.5]
+    tasks = [{"task_id": i, "prefix": "x = ", "suffix": "\n", "max_tokens": v} for i, v in enumerate(bad)]
+    tasks.append({"task_id": "last", "prefix": "y = ", "suffix": "\n", "max_tokens": 4})
+    run = unmask("infill", "--jsonl", stdin="".join(json.dumps(t) + "\n" for t in tasks))
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["task_id"] for r in rows] == [*range(len(bad)), "last"]
+    for number, row in enumerate(rows[:-1], 1):
+        assert row["error"].startswith(f"line {number}: max_tokens must be a positive integer")
+    assert "error" not in rows[-1] and rows[-1]["steps"] <= 4

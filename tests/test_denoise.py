@@ -78,3 +78,53 @@ def test_engine_snapshots_end_with_plain_text(engine):
     text = final.best.text
     assert "<|" not in text  # null, mask and other specials are stripped
     assert text == engine.codec.decode(engine.codec.encode(text))
+
+
+def test_a_null_picked_left_of_content_in_the_same_step_waits():
+    """Null fills only a span's tail: a confident null with content picked right of it in
+    the same step stays masked, and nothing between them is forced to null."""
+    from diffusion.tokenizer import SpecialIds
+
+    mask, null, vocab = 9, 5, 12
+    specials = SpecialIds(mask=mask, bos=0, eos=1, pad=None, null=null)
+
+    def confident(ids, window, attention):  # span column 0 -> 6, 1 -> null, 3 -> 7, others unsure
+        logits = torch.zeros(ids.shape[0], window[1] - window[0], vocab)
+        logits[:, 0, 6] = logits[:, 1, null] = logits[:, 3, 7] = 20.0
+        return logits
+
+    canvas = build_canvas([10], [11], [5], specials)
+    states = list(denoise(confident, canvas, Threshold(0.9, 16), banned_ids=(mask, 0, 1), null_id=null))
+    span = slice(canvas.span_start, canvas.span_start + 5)
+    first = states[1]
+    assert first.ids[0, span].tolist()[0] == 6 and first.ids[0, span].tolist()[3] == 7
+    assert first.masked[0, span].tolist() == [False, True, True, False, True]  # the null waited
+    final = states[-1].ids[0, span].tolist()
+    assert null not in final[:4]  # no null left of content
+
+
+def test_repair_gives_every_remasked_position_a_real_token(engine):
+    null = engine.codec.specials.null
+
+    def favour_null(ids, window, attention):
+        logits = engine.predict(ids, window, attention).clone()
+        logits[..., null] += 50.0
+        return logits
+
+    block = "    total = 0\n    for x in items:\n        total += x\n    return total\n"
+    count = engine.count_tokens(block)
+    remask = [i in (2, 3, count - 3, count - 2) for i in range(count)]
+    nulling = engine.with_settings(cache_refresh=0)
+    nulling.predict = favour_null
+    final = list(nulling.repair("def f(items):\n", block, "\n", remask))[-1].best
+    assert final.unresolved == 0 and null not in final.ids and len(final.ids) == count
+    kept = [t for t, m in zip(engine.block_tokens(block), remask, strict=True) if not m]
+    assert [t for t, m in zip(final.ids, remask, strict=True) if not m] == kept
+
+
+def test_literal_special_token_strings_in_code_are_plain_text(engine):
+    block = "    assert '<|mask|>' not in text and '<|null|>' != text\n"
+    ids = engine.block_tokens(block)
+    specials = engine.codec.specials
+    assert not {specials.mask, specials.null, specials.bos, specials.eos} & set(ids)
+    assert engine.codec.decode(ids) == block

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from diffusion.doctor import report
+from diffusion.doctor import report, run_doctor
 from tests.family_fixtures import write_dream, write_llada
 
 
@@ -48,3 +50,32 @@ def test_a_wrong_folder_is_reported_and_exits_nonzero(tmp_path: Path):
     assert result.returncode == 1
     facts = json.loads(result.stdout)
     assert "BertModel" in facts["error"] and facts["device"]
+
+
+def test_cuda_without_cuda_is_reported_not_raised(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    facts = report(None, "cuda")
+    assert facts["device"] == "cuda" and "CUDA is not available" in facts["error"]
+    args = argparse.Namespace(model=None, device="cuda", dtype=None, json=True)
+    assert run_doctor(args) == 1
+
+
+def test_an_unknown_device_is_reported_not_raised():
+    facts = report(None, "nonsense")
+    assert "nonsense is not a device" in facts["error"]
+
+
+def test_a_git_lfs_tokenizer_is_reported_without_a_traceback(tmp_path: Path):
+    folder = write_dream(tmp_path / "dream")
+    (folder / "tokenizer.json").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "lsp_server.cli", "doctor", "--model", str(folder), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "git-lfs pointer" in result.stdout and "tokenizer.json" in result.stdout

@@ -115,3 +115,13 @@ def test_overlap_hands_a_state_out_only_after_the_next_step_is_launched(engine):
     assert seen == [(0, 2), (1, 3), (2, 4), (3, 4)]  # the last one as soon as the stream ends
     seen = [(s.step, len(launched)) for s in engine.with_settings(overlap_steps=False)._overlapped(steps())]
     assert seen == [(0, 5), (1, 6), (2, 7), (3, 8)]  # off: each as it comes
+
+
+def test_only_the_cached_predictor_pads_to_fixed_shapes(engine):
+    """The padding serves the cached path's CUDA graphs; uncached steps run unpadded."""
+    from diffusion.engine import Engine
+
+    on_cuda = Engine(engine.checkpoint, torch.device("cuda"), engine.settings)  # read, never run
+    assert on_cuda.with_settings(cache_refresh=4).fixed_shapes
+    assert not on_cuda.with_settings(cache_refresh=0).fixed_shapes
+    assert not on_cuda.with_settings(cache_refresh=4, cuda_graphs=False).fixed_shapes

@@ -220,3 +220,108 @@ def test_shifted_model_without_bos_infills_at_the_start_of_a_file(tmp_path):
     assert engine.score_block("", "x = 1", "\n") and all(
         s <= 0 for s in engine.score_block("", "x = 1", "\n")
     )
+
+
+def test_dreamon_never_leaves_expand_in_text_without_its_length_policy(tmp_path):
+    """Several span lengths (one row each) run no length policy: expand is banned there, and
+    one left after the policy's step limit decodes to nothing."""
+    from diffusion.engine import Engine, settings_for
+
+    checkpoint = load_checkpoint(write_dream(tmp_path / "dreamon", dreamon=True))
+    engine = Engine(checkpoint, torch.device("cpu"), settings_for(checkpoint)).with_settings(
+        cache_refresh=0, max_span=8
+    )
+    expand = checkpoint.codec.specials.expand
+    real = engine.predict
+
+    def favour_expand(ids, window, attention):
+        logits = real(ids, window, attention).clone()
+        logits[..., expand] = 50.0
+        return logits
+
+    engine.predict = favour_expand
+    several = list(engine.infill("def add(x, y):\n    return ", "\n", [2, 4, 6]))[-1]
+    assert several.final
+    for candidate in several.candidates:
+        assert expand not in candidate.ids and "<|expand|>" not in candidate.text
+    alone = list(engine.infill("def add(x, y):\n    return ", "\n", [3]))[-1]
+    assert alone.final and "<|expand|>" not in alone.best.text
+
+
+CONFIG_MISTAKES = [
+    ({"num_key_value_heads": 0}, r"num_key_value_heads must be at least 1"),
+    ({"num_key_value_heads": 3}, r"not a multiple of num_key_value_heads 3"),
+    ({"head_dim": "16"}, r"head_dim must be an integer, not '16'"),
+    ({"hidden_size": -64}, r"hidden_size must be at least 1"),
+    ({"mask_token_id": "<|mask|>"}, r"mask_token_id must be an integer"),
+    ({"mask_token_id": 10**6}, r"mask_token_id 1000000 is outside the vocabulary"),
+    ({"rms_norm_eps": "small"}, r"rms_norm_eps must be a number"),
+    ({"tie_word_embeddings": "false"}, r"tie_word_embeddings must be true or false"),
+    ({"rope_parameters": [1]}, r"rope_parameters must be an object"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), CONFIG_MISTAKES)
+def test_wrong_config_values_name_the_key_and_the_file(tmp_path, change, message):
+    folder = write_dream(tmp_path / "dream")
+    raw = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**raw, **change}))
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_checkpoint(folder)
+    assert str(folder / "config.json") in str(caught.value)
+
+
+def test_wrong_llada_config_values_are_checkpoint_errors(tmp_path):
+    folder, _ = write_llada(tmp_path / "llada")
+    raw = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**raw, "n_heads": 0, "n_kv_heads": 0}))
+    with pytest.raises(CheckpointError, match="num_attention_heads must be at least 1"):
+        load_checkpoint(folder)
+
+
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 7031645\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (LFS_POINTER, r"tokenizer\.json is a git-lfs pointer.*git lfs pull"),
+        ("{not json", r"tokenizer\.json is not a readable tokenizer"),
+        ("{}", r"tokenizer\.json is not a readable tokenizer"),
+    ],
+)
+def test_a_broken_tokenizer_is_a_checkpoint_error(tmp_path, text, message):
+    folder = write_dream(tmp_path / "dream")
+    (folder / "tokenizer.json").write_text(text)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize(
+    ("weight_map", "message"),
+    [
+        (["model-00001-of-00002.safetensors"], "weight_map should be an object"),
+        ({"model.norm.weight": 3}, r"weight_map\['model\.norm\.weight'\] is 3"),
+        ({"model.norm.weight": "../model.safetensors"}, "not a file name in the folder"),
+    ],
+)
+def test_a_wrong_shard_index_is_a_checkpoint_error(tmp_path, weight_map, message):
+    folder = write_dream(tmp_path / "dream", sharded=True)
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(folder)
+
+
+def test_lfs_pointer_and_truncated_weights_name_the_file(tmp_path):
+    folder = write_dream(tmp_path / "dream", sharded=True)
+    shard = folder / "model-00002-of-00002.safetensors"
+    whole = shard.read_bytes()
+    shard.write_text(LFS_POINTER)
+    with pytest.raises(CheckpointError, match=r"model-00002-of-00002\.safetensors is a git-lfs pointer"):
+        load_checkpoint(folder)
+    shard.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CheckpointError, match=r"model-00002-of-00002\.safetensors is not a readable"):
+        load_checkpoint(folder)
+    (folder / "config.json").write_text(LFS_POINTER)
+    with pytest.raises(CheckpointError, match=r"config\.json is a git-lfs pointer"):
+        load_checkpoint(folder)

@@ -76,14 +76,19 @@ def test_a_request_starting_from_a_known_canvas_reuses_its_first_pass_exactly(en
     assert store.hits == 1
     assert again.full_passes == first.full_passes - 1  # its first step ran no forward at all
     assert torch.equal(a.ids, b.ids)  # and nothing was approximated by it
+    # The reusing decode's later refreshes saw partly committed canvases: none was stored.
+    assert len(store.passes) == 1 and store.passes[0].ids.equal(canvas.ids)
+    for _ in range(3):  # so the same request keeps hitting
+        [*denoise(CachedContext(model, refresh_every=4, margin=8, first_passes=store), canvas, schedule)]
+    assert store.hits == 4
 
     other = canvas_for(engine, 24)  # another span length: another canvas, no reuse
     fresh = CachedContext(model, refresh_every=4, margin=8, first_passes=store)
     [*itertools.islice(denoise(fresh, other, schedule, banned_ids=engine.banned_ids), 2)]  # one step
-    assert store.hits == 1 and fresh.full_passes == 1
+    assert store.hits == 4 and fresh.full_passes == 1
     wider = CachedContext(model, refresh_every=4, margin=16, first_passes=store)  # another region
     [*itertools.islice(denoise(wider, canvas, schedule, banned_ids=engine.banned_ids), 2)]
-    assert store.hits == 1 and wider.full_passes == 1
+    assert store.hits == 4 and wider.full_passes == 1
 
 
 def test_engine_requests_share_first_passes_across_settings(engine):
