@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from diffusion.engine import Candidate, Engine, InfillSnapshot
+from diffusion.engine import Engine, InfillSnapshot
+from lsp_server.line_endings import candidate_for_document, for_model, line_ending
 from lsp_server.protocol import (
     REWRITE_COMMAND,
     SUGGEST_COMMAND,
@@ -131,8 +132,11 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     if request.mode == "suggest" and not getattr(engine, "supports_suggest", True):
         raise ParamsError("suggest mode needs a masked model; this model only rewrites and infills")
     block = document.text[region.start : region.end]
-    prefix, suffix = document.text[: region.start], document.text[region.end :]
-    tokens = engine.count_tokens(block)
+    ending = line_ending(document.text)
+    # The engine sees `\n` endings; its texts come back in the document's (see `_edits`).
+    prefix, suffix = for_model(document.text[: region.start]), for_model(document.text[region.end :])
+    model_block = for_model(block)
+    tokens = engine.count_tokens(model_block)
     limit = engine.settings.max_span
     if tokens > limit:
         raise ParamsError(
@@ -147,24 +151,32 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     else:
 
         def work():
-            return suggest_work(engine, prefix, block, suffix)
+            return suggest_work(engine, prefix, model_block, suffix)
 
     range_ = lsp_range(document.point(region.start), document.point(region.end))
     last = await stream_previews(
-        session, request.uri, document, range_, request.mode, work, lambda snapshot: snapshot.best
+        session,
+        request.uri,
+        document,
+        range_,
+        request.mode,
+        work,
+        lambda snapshot: candidate_for_document(snapshot.best, ending),
     )
     return {
         "mode": request.mode,
         "range": range_,
         "version": document.version,
-        "edits": _edits(document, region.start, region.end, block, request.mode, last),
+        "edits": _edits(document, region.start, region.end, block, request.mode, last, ending),
     }
 
 
-def _edits(document, start: int, end: int, block: str, mode: str, last: InfillSnapshot | None):
+def _edits(
+    document, start: int, end: int, block: str, mode: str, last: InfillSnapshot | None, ending: str
+):
     if last is None:  # suggest found nothing to doubt
         return []
-    candidates: list[Candidate] = last.ranked()
+    candidates = [candidate_for_document(c, ending) for c in last.ranked()]
     if mode == "rewrite":
         texts = [c.text for c in candidates]
         order = rank_candidates(document.text, start, end, texts, document.language)

@@ -14,6 +14,7 @@ from lsprotocol import types
 
 from diffusion.engine import Candidate, InfillAsk, Segment
 from diffusion.length import candidate_lengths
+from lsp_server.line_endings import candidate_for_document, for_model, line_ending
 from lsp_server.protocol import lsp_range
 from lsp_server.regions import InfillRegion, pick_infill
 from lsp_server.scheduler import Batchable
@@ -63,7 +64,8 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
     single = region.shape == "single-line"
     lengths = candidate_lengths(settings.single_line_tokens if single else settings.multi_line_tokens, single)
     engine = await session.shared.host.wait(settings.load_wait_seconds)
-    prefix, suffix = document.text[: region.start], document.text[region.end :]
+    ending = line_ending(document.text)
+    prefix, suffix = for_model(document.text[: region.start]), for_model(document.text[region.end :])
     start, end = document.point(region.start), document.point(region.end)
     range_ = lsp_range(start, end)
     last = await stream_previews(
@@ -73,11 +75,11 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
         range_,
         "infill",
         lambda: engine.infill(prefix, suffix, lengths),
-        lambda snapshot: shape(snapshot.previewed, region),
+        lambda snapshot: candidate_for_document(shape(snapshot.previewed, region), ending),
         infill_batch(engine, prefix, suffix, lengths),
     )
     assert last is not None and last.final
-    text = shape(last.best, region).text
+    text = candidate_for_document(shape(last.best, region), ending).text
     if not text:
         return types.InlineCompletionList(items=[])
     item = types.InlineCompletionItem(
