@@ -34,6 +34,7 @@ import {
     activeTextEditor,
     applyEdit,
     CancellationToken,
+    CancellationTokenSource,
     Range,
     setContext,
     showErrorMessage,
@@ -158,6 +159,8 @@ export class BlockEditController {
     private readonly decorations = new DecorationSet('diff');
     /** The number of the latest run: only its answer is shown. */
     private runs = 0;
+    /** Cancels the latest run's request: a newer run makes the server's work on it pointless. */
+    private inFlight: CancellationTokenSource | undefined;
     /** The value PENDING_CONTEXT was last set to. */
     private context = false;
 
@@ -182,6 +185,9 @@ export class BlockEditController {
             return undefined;
         }
         const run = ++this.runs;
+        this.inFlight?.cancel(); // the server stops denoising it at its next step
+        const cancel = new CancellationTokenSource();
+        this.inFlight = cancel;
         await this.clear();
         const document = editor.document;
         const uri = document.uri.toString();
@@ -190,9 +196,10 @@ export class BlockEditController {
         this.hooks.busy?.(mode === 'rewrite' ? 'rewriting' : 'suggesting');
         let raw: unknown;
         try {
-            raw = await withProgress(title, (token: CancellationToken) =>
-                requester.sendRequest<unknown>(BLOCK_EDIT, params, token),
-            );
+            raw = await withProgress(title, (token: CancellationToken) => {
+                token.onCancellationRequested(() => cancel.cancel()); // the notification's Cancel button
+                return requester.sendRequest<unknown>(BLOCK_EDIT, params, cancel.token);
+            });
         } catch (error) {
             if (run === this.runs) {
                 this.report(error);
@@ -200,6 +207,7 @@ export class BlockEditController {
             return undefined;
         } finally {
             if (run === this.runs) {
+                this.inFlight = undefined;
                 this.hooks.busy?.(undefined); // an older run answering leaves the latest one busy
             }
         }

@@ -5,6 +5,7 @@
 
 import {
     CancellationToken,
+    CancellationTokenSource,
     commands,
     ConfigurationChangeEvent,
     ConfigurationScope,
@@ -47,7 +48,7 @@ export type {
     TextEditorDecorationType,
     WorkspaceConfiguration,
 };
-export { Position, Range, ThemeColor, Uri, WorkspaceEdit };
+export { CancellationTokenSource, Position, Range, ThemeColor, Uri, WorkspaceEdit };
 
 export function createOutputChannel(name: string): LogOutputChannel {
     return window.createOutputChannel(name, { log: true });

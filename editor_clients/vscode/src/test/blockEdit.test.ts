@@ -232,8 +232,12 @@ test('two runs in flight: only the latest one is shown, whichever answers last; 
     // The older run answers last: dropped.
     const first = controller.run(asEditor(editor), 'rewrite');
     await settle();
+    assert.equal(connection.tokens[0]?.isCancellationRequested, false);
     const second = controller.run(asEditor(other), 'suggest');
     await settle();
+    // The older request is cancelled on the server too: its work would be thrown away.
+    assert.equal(connection.tokens[0]?.isCancellationRequested, true);
+    assert.equal(connection.tokens[1]?.isCancellationRequested, false);
     release(OTHER);
     assert.ok(await second);
     assert.deepEqual(busy, ['rewriting', 'suggesting', undefined]);

@@ -9,14 +9,21 @@ export interface Sent {
     params: unknown;
 }
 
+export interface Token {
+    isCancellationRequested: boolean;
+}
+
 export class FakeConnection implements Requester {
     readonly requests: Sent[] = [];
+    /** The cancellation token each request was sent with, in the same order. */
+    readonly tokens: (Token | undefined)[] = [];
     readonly notifications: Sent[] = [];
 
     constructor(private readonly answer: (method: string, params: unknown) => unknown) {}
 
-    sendRequest<R>(method: string, params: unknown): Promise<R> {
+    sendRequest<R>(method: string, params: unknown, token?: Token): Promise<R> {
         this.requests.push({ method, params });
+        this.tokens.push(token);
         try {
             const value = this.answer(method, params);
             return value instanceof Promise ? (value as Promise<R>) : Promise.resolve(value as R);
