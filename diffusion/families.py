@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from diffusion.config import ModelConfig
+from diffusion.config import ModelConfig, flag, integer, number
 
 
 class UnknownArchitecture(ValueError):
@@ -77,23 +77,24 @@ def _llada_config(raw: Mapping[str, Any]) -> ModelConfig:
         raise ValueError(f"LLaDA config.json lacks {', '.join(missing)}")
     if raw.get("include_bias"):
         raise ValueError("LLaDA config with include_bias=true is not supported (released models have none)")
+    heads = integer(raw, "n_heads")
     return ModelConfig(
-        vocab_size=int(raw.get("embedding_size") or raw["vocab_size"]),
-        hidden_size=int(raw["d_model"]),
-        intermediate_size=int(raw["mlp_hidden_size"]),
-        num_hidden_layers=int(raw["n_layers"]),
-        num_attention_heads=int(raw["n_heads"]),
-        num_key_value_heads=int(raw.get("n_kv_heads") or raw["n_heads"]),
-        max_position_embeddings=int(raw.get("max_sequence_length", 4096)),
-        rms_norm_eps=float(raw.get("rms_norm_eps", 1e-5)),
-        rope_theta=float(raw.get("rope_theta", 10000.0)),
-        tie_word_embeddings=bool(raw.get("weight_tying", False)),
+        vocab_size=integer(raw, "embedding_size", None) or integer(raw, "vocab_size"),
+        hidden_size=integer(raw, "d_model"),
+        intermediate_size=integer(raw, "mlp_hidden_size"),
+        num_hidden_layers=integer(raw, "n_layers"),
+        num_attention_heads=heads,
+        num_key_value_heads=integer(raw, "n_kv_heads", None) or heads,
+        max_position_embeddings=integer(raw, "max_sequence_length", 4096),
+        rms_norm_eps=number(raw, "rms_norm_eps", 1e-5),
+        rope_theta=number(raw, "rope_theta", 10000.0),
+        tie_word_embeddings=flag(raw, "weight_tying", False),
         attention_bias=False,
         shift_logits=False,  # LLaDA is trained as a masked model from scratch: no shift
-        mask_token_id=raw.get("mask_token_id"),
-        bos_token_id=raw.get("bos_token_id"),
-        eos_token_id=raw.get("eos_token_id"),
-        pad_token_id=raw.get("pad_token_id"),
+        mask_token_id=integer(raw, "mask_token_id", None),
+        bos_token_id=integer(raw, "bos_token_id", None),
+        eos_token_id=integer(raw, "eos_token_id", None),
+        pad_token_id=integer(raw, "pad_token_id", None),
         architecture="LLaDAModelLM",
         torch_dtype=str(raw.get("torch_dtype", "bfloat16")),
     )

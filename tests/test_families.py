@@ -277,6 +277,14 @@ def test_wrong_llada_config_values_are_checkpoint_errors(tmp_path):
     (folder / "config.json").write_text(json.dumps({**raw, "n_heads": 0, "n_kv_heads": 0}))
     with pytest.raises(CheckpointError, match="num_attention_heads must be at least 1"):
         load_checkpoint(folder)
+    for key, value, message in (
+        ("d_model", "64", "d_model must be an integer, not '64'"),
+        ("weight_tying", "no", "weight_tying must be true or false"),
+        ("rope_theta", "x", "rope_theta must be a number"),
+    ):
+        (folder / "config.json").write_text(json.dumps({**raw, key: value}))
+        with pytest.raises(CheckpointError, match=message):  # named by LLaDA's own key
+            load_checkpoint(folder)
 
 
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 7031645\n"
