@@ -171,9 +171,7 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     }
 
 
-def _edits(
-    document, start: int, end: int, block: str, mode: str, last: InfillSnapshot | None, ending: str
-):
+def _edits(document, start: int, end: int, block: str, mode: str, last: InfillSnapshot | None, ending: str):
     if last is None:  # suggest found nothing to doubt
         return []
     candidates = [candidate_for_document(c, ending) for c in last.ranked()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -53,6 +54,17 @@ def progress_bar(console: Console, measure: str):
 def result_row(result: TaskResult) -> str:
     row = {"task_id": result.task_id, "completion": result.completion, "status": result.verdict.status}
     return json.dumps({**row, "detail": result.verdict.detail, "steps": result.steps}) + "\n"
+
+
+def replace_rows(path: Path, results: list[TaskResult]) -> None:
+    """`path` holding exactly `results`' rows, written beside it and renamed over it: an
+    interruption leaves the old file or the new one, never an empty one."""
+    temporary = path.with_name(f".{path.name}.resume")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.writelines(result_row(r) for r in results)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 def read_results(path: Path) -> list[TaskResult]:
@@ -123,9 +135,8 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
     limits = Limits(seconds=args.timeout, memory_bytes=args.memory_mb << 20)
     began = time.perf_counter()
     wanted = {t.task_id for t in tasks}
-    kept = (
-        [r for r in read_results(args.output) if r.task_id in wanted] if args.output and args.resume else []
-    )
+    previous = read_results(args.output) if args.output and args.resume else []
+    kept = [r for r in previous if r.task_id in wanted]
     scored_ids = {r.task_id for r in kept}
     left = [t for t in tasks if t.task_id not in scored_ids]
     if kept:
@@ -135,9 +146,12 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
             soft_wrap=True,
         )
     scored = run_tests(left, engine_completer(engine, policy), limits, jobs=args.jobs)
-    with args.output.open("w", encoding="utf-8") if args.output else contextlib.nullcontext() as output:
-        if output is not None:
-            output.writelines(result_row(r) for r in kept)
+    if args.output and args.resume:
+        # Every row read stays, also those of tasks outside this run (another --limit); only
+        # a line cut off by the interruption goes. Replaced in one step, then appended to.
+        replace_rows(args.output, previous)
+    mode = "a" if args.resume else "w"
+    with args.output.open(mode, encoding="utf-8") if args.output else contextlib.nullcontext() as output:
         results = tracked(scored, len(tasks), console, output, kept)
     seconds = time.perf_counter() - began
     statuses = {

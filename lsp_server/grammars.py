@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
@@ -144,6 +145,9 @@ def byte_to_char(data: bytes, byte: int) -> int:
     return len(data[:byte].decode("utf-8", "replace"))
 
 
+LONE_CR = re.compile(rb"\r(?!\n)")
+
+
 @dataclass(frozen=True)
 class Source:
     """A text with its UTF-8 bytes; ASCII text (the usual case) skips the conversions."""
@@ -165,15 +169,24 @@ class Source:
     def char(self, byte: int) -> int:
         return max(0, min(byte, len(self.data))) if self.ascii else byte_to_char(self.data, byte)
 
+    @functools.cached_property
+    def parsed(self) -> bytes:
+        """What the parser reads: the bytes with each lone CR (an old Mac line end; LSP allows it) as LF.
+
+        Same length, so every offset holds; the grammars (Python's, Go's,
+        JavaScript's...) end a line only at LF and misparse without it.
+        """
+        return LONE_CR.sub(b"\n", self.data) if b"\r" in self.data else self.data
+
     def point(self, byte: int) -> tuple[int, int]:
         """Tree-sitter's (row, byte column) of a byte offset."""
-        row = self.data.count(b"\n", 0, byte)
-        return row, byte - (self.data.rfind(b"\n", 0, byte) + 1)
+        data = self.parsed
+        return data.count(b"\n", 0, byte), byte - (data.rfind(b"\n", 0, byte) + 1)
 
 
 def parse(source: Source, language: str | None) -> Tree | None:
     found = parser(language)
-    return found.parse(source.data) if found is not None else None
+    return found.parse(source.parsed) if found is not None else None
 
 
 def reparse(
@@ -196,7 +209,7 @@ def reparse(
         old_end_point=old.point(old_end_byte),
         new_end_point=new.point(new_end_byte),
     )
-    return parser(language).parse(new.data, edited), new  # type: ignore[union-attr]
+    return parser(language).parse(new.parsed, edited), new  # type: ignore[union-attr]
 
 
 def error_count(node: Node) -> int:

@@ -64,6 +64,7 @@ BODY_TYPES = frozenset({
 })  # fmt: skip
 
 # Bracketed lists inside an expression: a blank line there wants one more item, not a block.
+# _in_list adds Rust macros' `token_tree` and the parentheses of Python's `from x import (...)`.
 EXPRESSION_CONTAINERS = frozenset({
     "argument_list", "arguments", "parameters", "formal_parameters", "parameter_list", "type_parameters",
     "type_arguments", "type_parameter_list", "parenthesized_expression", "array", "list", "tuple", "set",
@@ -96,6 +97,9 @@ REWRITE_UNITS = frozenset({
 # Tokens that open a block even when error recovery left them in an ERROR node
 # (`func f() {` at the end of a Go file has no block node yet).
 OPENERS_IN_ERRORS = frozenset({"{", "then", "do", "else", "repeat"})
+
+# A comment opening with one of these runs to the end of its line (Lua's `--[[` does not).
+LINE_COMMENT = re.compile(rb"#|//|--(?!\[=*\[)")
 
 # After the cursor, only these leave the rest of the line to the model.
 CLOSERS = re.compile(r"[\s)\]};,]*")
@@ -147,13 +151,13 @@ def _infill_shape(
 ) -> Shape:
     cursor = source.byte(offset)
     here = root.descendant_for_byte_range(cursor, cursor)
-    if here is None or _inside_literal(here, cursor):
+    if here is None or _inside_literal(here, cursor) or _ends_line_comment(root, source, cursor):
         return SINGLE  # finishing a string or a comment is a one-line job
     if not (LUA_CLOSERS if language == "lua" else CLOSERS).fullmatch(after):
         return SINGLE  # code follows on this line: the model only joins the two
     if not before.strip():
         # At the start of a line: a statement position unless inside a bracketed list.
-        return SINGLE if _named(here).type in EXPRESSION_CONTAINERS else MULTI
+        return SINGLE if _in_list(_named(here), cursor) else MULTI
     last = cursor - len(encode(before[len(before.rstrip()) :]))  # end of the last token
     token = root.descendant_for_byte_range(max(0, last - 1), last)
     return MULTI if token is not None and _opens_block(token) else SINGLE
@@ -180,6 +184,30 @@ def _inside_literal(node: Node | None, cursor: int) -> bool:
             return True
         node = node.parent
     return False
+
+
+def _ends_line_comment(root: Node, source: Source, cursor: int) -> bool:
+    """True when the cursor is at the end of a line comment: still in it, as the comment runs on."""
+    data = source.data
+    if cursor == 0 or data[cursor - 1] in b"\r\n":  # a comment that took its line break is behind us
+        return False
+    node = root.descendant_for_byte_range(cursor - 1, cursor)
+    while node is not None and node.end_byte == cursor:  # Lua's `comment_content` sits in its `comment`
+        if node.type.endswith("comment") and LINE_COMMENT.match(data, node.start_byte):
+            return True
+        node = node.parent
+    return False
+
+
+def _in_list(node: Node, cursor: int) -> bool:
+    """True when `node`, the innermost named node at a blank line's cursor, is a bracketed list there."""
+    if node.type == "token_tree":  # a macro's arguments; `name! { ... }` more often holds items
+        return node.child_count == 0 or node.children[0].type != "{"
+    if node.type == "import_from_statement":  # `from x import (` a, b `)`
+        opens = [child.end_byte for child in node.children if child.type == "("]
+        closes = [child.start_byte for child in node.children if child.type == ")"]
+        return bool(opens) and opens[0] <= cursor and all(cursor <= close for close in closes)
+    return node.type in EXPRESSION_CONTAINERS
 
 
 def _opens_block(token: Node) -> bool:
@@ -297,9 +325,13 @@ def _around_cursor(root: Node, source: Source, offset: int) -> tuple[int, int, s
             line = source.text[line_start:line_end]
             deeper_than = len(encode(_leading_space(line)))
     statement: Node | None = None
+    data = source.data
     while node is not None and node.parent is not None:
-        multi_line = node.start_point.row < node.end_point.row
-        indented_under = deeper_than is None or node.start_point.column < deeper_than
+        # Not tree-sitter's rows and columns: they count only \n, and a lone \r ends a line too.
+        first, last = node.start_byte, node.end_byte
+        multi_line = data.find(b"\n", first, last) >= 0 or data.find(b"\r", first, last) >= 0
+        column = first - (max(data.rfind(b"\n", 0, first), data.rfind(b"\r", 0, first)) + 1)
+        indented_under = deeper_than is None or column < deeper_than
         if node.is_named and node.type in REWRITE_UNITS and multi_line and indented_under:
             return node.start_byte, node.end_byte, node.type
         if statement is None and deeper_than is None and _is_statement(node):

@@ -243,6 +243,11 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
     assert lines[0] == first and [json.loads(line)["task_id"] for line in lines] == [
         r["task_id"] for r in rows
     ]
+    # Resumed with a smaller --limit: the rows of tasks outside it stay in the file.
+    smaller = run_eval_command(output, "--resume", "--limit", "1")
+    assert smaller.returncode == 0, smaller.stderr
+    assert json.loads(smaller.stdout)["tasks"] == 1
+    assert output.read_text().splitlines() == lines
 
     # --tau sets the commit threshold: at 0 every position clears it on the first step.
     eager = run_eval_command(tmp_path / "eager.jsonl", "--tau", "0")

@@ -69,6 +69,11 @@ INFILL = {
         ('def f():\n    """Doc.\n█\n    """\n', S),
         ("# a comment █\n", S),
         ("def f():\n    █print(x)\n", S),
+        ("from os import (\n    path,\n    █\n)\n", S),
+        ("from os import (\n    █\n)\n", S),
+        ("x = 1  # note█\n", S),
+        ("def f(x):\n    for y in x:  # each item█\n        pass\n", S),
+        ("def f(x):  # doc\n    █\n", M),
     ],
     "javascript": [
         ("function f() {█\n}\n", M),
@@ -84,6 +89,7 @@ INFILL = {
         ("/* a\n█\n*/\n", S),
         ("function f() {\n  █return 1;\n}\n", S),
         ("if (x) { a(); }█\n", S),
+        ("function f() { // doc█\n}\n", S),
         ("function f() {\n  if (x) {\n    a();\n  }█\n}\n", S),
     ],
     "typescript": [
@@ -105,6 +111,7 @@ INFILL = {
         ("package main\n\nfunc f() {\n\tx := █\n}\n", S),
         ("package main\n\nvar x = []int{█}\n", S),
         ("package main\n\nfunc f() {\n\tfmt.Println(█)\n}\n", S),
+        ("package main\n\nfunc f() { // doc█\n}\n", S),
     ],
     "rust": [
         ("fn f() {█\n}\n", M),
@@ -115,6 +122,12 @@ INFILL = {
         ("fn f() {\n    let x = █\n}\n", S),
         ("use std::{█};\n", S),
         ('fn f() {\n    let s = "a█";\n}\n', S),
+        ("fn f() {\n    let v = vec![\n        1,\n        █\n    ];\n}\n", S),
+        ('fn f() {\n    println!(\n        "{}",\n        █\n    );\n}\n', S),
+        ("macro_rules! m {\n    ($x:expr) => {\n        █\n    };\n}\n", M),  # braces: a body
+        ("lazy_static! {\n    █\n}\n", M),
+        ("fn f() { // doc█\n}\n", S),
+        ("fn f() {\n    /// doc█", S),
     ],
     "lua": [
         ("function f()█\nend\n", M),
@@ -130,6 +143,8 @@ INFILL = {
         ("print(█)\n", S),
         ("local s = 'a█b'\n", S),
         ("function f() return 1█ end\n", S),
+        ("function f() -- doc█\nend\n", S),
+        ("for i = 1, 3 do -- each█\nend\n", S),
     ],
 }
 
@@ -158,6 +173,20 @@ def test_infill_shape(language, source, shape):
 def test_infill_shape_tsx_and_crlf(language, source, shape, indent):
     text, offset = parse_marked(source)
     assert pick_infill(text, offset, language) == InfillRegion(offset, offset, shape, indent)
+
+
+LINE_ENDS = {"lone CR": "\r", "CRLF": "\r\n"}
+
+
+@pytest.mark.parametrize("line_end", LINE_ENDS.values(), ids=LINE_ENDS.keys())
+@pytest.mark.parametrize(
+    ("language", "source", "shape"),
+    [(language, source, shape) for language, cases in INFILL.items() for source, shape in cases],
+)
+def test_infill_shape_is_the_same_with_any_line_end(language, source, shape, line_end):
+    # LSP allows \r, \r\n and \n; the grammars (Python's, Go's, JavaScript's) see only \n.
+    text, offset = parse_marked(source.replace("\n", line_end))
+    assert pick_infill(text, offset, language).shape == shape
 
 
 def test_infill_reports_the_cursor_line_indent():
@@ -289,6 +318,19 @@ def test_rewrite_region(language, source, kind):
         assert region is None
     else:
         assert region == RewriteRegion(span[0], span[1], kind), text[region.start : region.end]
+
+
+@pytest.mark.parametrize("line_end", LINE_ENDS.values(), ids=LINE_ENDS.keys())
+@pytest.mark.parametrize(
+    ("language", "source", "kind"),
+    [(language, source, kind) for language, cases in REWRITE.items() for source, kind in cases],
+)
+def test_rewrite_region_is_the_same_with_any_line_end(language, source, kind, line_end):
+    # Tree-sitter's rows count only \n: with lone \r everything sat on row 0 and a
+    # cursor took its statement instead of the enclosing block.
+    text, start, end, span = expected_rewrite(source.replace("\n", line_end))
+    region = pick_rewrite(text, start, end, language)
+    assert region == (RewriteRegion(span[0], span[1], kind) if span else None)
 
 
 def test_rewrite_selection_is_order_free_and_ignores_surrounding_whitespace():
