@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from dataclasses import replace
@@ -54,6 +55,31 @@ def test_corpus_drops_duplicates_and_binaries_and_splits_by_file(corpus_root: Pa
     assert not {f.sha256 for f in corpus.train} & {f.sha256 for f in corpus.held_out}
 
 
+def test_a_small_tree_still_holds_out_one_file_and_a_single_file_none(tmp_path: Path):
+    root = tmp_path / "small"
+    root.mkdir()
+    for i in range(30):  # 2% of 30 files: the hash split alone holds out nothing here
+        (root / f"m{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+    corpus = collect_corpus([root])
+    assert len(corpus.held_out) == 1 and len(corpus.train) == 29
+    assert not {f.sha256 for f in corpus.train} & {f.sha256 for f in corpus.held_out}
+    assert collect_corpus([root]) == corpus  # deterministic
+    nearest = min((f for f in (*corpus.train, *corpus.held_out)), key=lambda f: f.sha256)
+    assert corpus.held_out == (nearest,)  # the file nearest the cut, whatever the order
+
+    two = tmp_path / "two"
+    two.mkdir()
+    (two / "a.py").write_text("a = 1\n")
+    (two / "b.py").write_text("b = 2\n")
+    assert len(collect_corpus([two]).held_out) == 1 and len(collect_corpus([two]).train) == 1
+    everything = collect_corpus([two], held_out_fraction=1.0)
+    assert len(everything.held_out) == 1 and len(everything.train) == 1
+
+    (two / "b.py").unlink()
+    single = collect_corpus([two])
+    assert len(single.train) == 1 and not single.held_out
+
+
 def tiny_settings(corpus_root: Path, where: Path) -> TrainSettings:
     return TrainSettings(
         roots=(corpus_root,),
@@ -92,6 +118,70 @@ def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_pat
     steps = [json.loads(line)["step"] for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert "steps: 6" in (settings.output / "MODEL_CARD.md").read_text()
+
+
+def test_a_single_file_corpus_reports_no_held_out_loss(tmp_path: Path):
+    root = tmp_path / "one"
+    root.mkdir()
+    (root / "only.py").write_text(SOURCE.format(name="head", n=1, cls="Box") * 3)
+    settings = tiny_settings(root, tmp_path)
+    train(settings)
+    log = [json.loads(line) for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert not any("held_out_loss" in r for r in log)  # never the training file's loss
+    card = (settings.output / "MODEL_CARD.md").read_text()
+    assert "- held out loss: none (a single-file corpus: no held-out file)" in card
+    assert "held-out files (split by content hash): 0" in card
+
+
+class Killed(BaseException):
+    """A kill in the middle of writing the checkpoint."""
+
+
+def test_a_kill_while_saving_leaves_the_last_checkpoint_and_the_run_resumes(
+    corpus_root: Path, tmp_path: Path, monkeypatch
+):
+    settings = tiny_settings(corpus_root, tmp_path)
+    real_save = torch.save
+    saves = []
+
+    def torn_save(obj, target, *args, **kwargs):
+        saves.append(obj["step"])
+        if len(saves) < 2:
+            return real_save(obj, target, *args, **kwargs)
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+        if isinstance(target, (str, Path)):
+            Path(target).write_bytes(half)
+        else:
+            target.write(half)
+            target.flush()
+        raise Killed
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(Killed):
+        train(settings)  # saves at step 2, then is killed halfway through the save at step 4
+    monkeypatch.setattr(torch, "save", real_save)
+    assert saves == [2, 4]
+    assert torch.load(settings.run_dir / "state.pt", weights_only=False)["step"] == 2
+
+    train(settings)  # resumes from step 2
+    steps = [json.loads(line)["step"] for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 3, 4]  # step 4 was killed before its log line
+    assert "steps: 4" in (settings.output / "MODEL_CARD.md").read_text()
+
+
+def test_an_unreadable_checkpoint_fails_with_a_message_naming_it(corpus_root: Path, tmp_path: Path):
+    settings = tiny_settings(corpus_root, tmp_path)
+    settings.run_dir.mkdir(parents=True)
+    state = settings.run_dir / "state.pt"
+    state.write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(SystemExit) as exit_:
+        train(settings)
+    message = str(exit_.value)
+    assert f"cannot resume from {state}" in message and "Delete it" in message
+    assert not settings.output.exists()
 
 
 def test_training_can_start_from_another_models_weights(corpus_root: Path, tmp_path: Path):

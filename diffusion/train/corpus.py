@@ -80,7 +80,28 @@ def collect_corpus(
             seen.add(digest)
             entry = SourceFile(root, path.relative_to(root).as_posix(), digest, len(data))
             (held_out if is_held_out(digest, held_out_fraction) else train).append(entry)
+    if held_out_fraction > 0:
+        ensure_both_sides(train, held_out)
     return Corpus(tuple(train), tuple(held_out), duplicates, unreadable)
+
+
+def ensure_both_sides(train: list[SourceFile], held_out: list[SourceFile]) -> None:
+    """With two files or more, neither side is empty: a small tree's hash split often holds
+    out nothing (2% of 30 files), and a held-out loss must never be scored on training files.
+
+    The file moved is the one whose hash is nearest the other side of the cut, so the choice
+    is as stable as the split itself (same files, same choice, in any order).
+    """
+    if len(train) + len(held_out) < 2:
+        return
+    if not held_out:
+        moved = min(train, key=lambda f: f.sha256)
+        train.remove(moved)
+        held_out.append(moved)
+    elif not train:
+        moved = max(held_out, key=lambda f: f.sha256)
+        held_out.remove(moved)
+        train.append(moved)
 
 
 def read_texts(files: Sequence[SourceFile]) -> list[str]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import platform
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -170,6 +172,45 @@ def _to(batch, device):
     return type(batch)(*(t.to(device) for t in (batch.clean, batch.noisy, batch.masked, batch.attention)))
 
 
+def save_state_atomically(state: dict[str, Any], path: Path) -> None:
+    """Write `state` to `path` so that a kill at any moment leaves the old file or the new one.
+
+    The bytes go to a temporary file beside it, are flushed to disk, then renamed over
+    `path` (atomic on one filesystem); a torn `state.pt` would make the run unresumable.
+    """
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as file:
+        torch.save(state, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, path)
+    try:  # make the rename itself durable (POSIX; Windows cannot open a directory)
+        directory = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)
+
+
+def load_state(path: Path, model: DiffusionTransformer, optimizer, device) -> tuple[int, int, float]:
+    """Restore a run's checkpoint: (step, tokens seen, seconds); a clear exit when it cannot."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return state["step"], state["tokens_seen"], state["seconds"]
+    except Exception as error:  # a torn or foreign file, or another model's shape
+        detail = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        raise SystemExit(
+            f"unmask train: cannot resume from {path}: the checkpoint is damaged or belongs to "
+            f"another model ({detail}). Delete it to start this run over, or pass another --run-dir."
+        ) from error
+
+
 def train(settings: TrainSettings) -> Path:
     """Train, resuming from `run_dir` when it holds a checkpoint; returns the model folder."""
     started = time.time()
@@ -177,6 +218,9 @@ def train(settings: TrainSettings) -> Path:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     corpus = collect_corpus(settings.roots)
     train_texts, held_texts = read_texts(corpus.train), read_texts(corpus.held_out)
+    if not train_texts:
+        roots = ", ".join(str(root) for root in settings.roots)
+        raise SystemExit(f"unmask train: no readable source files under {roots}")
     tokenizer_path = settings.run_dir / "tokenizer.json"
     if not tokenizer_path.is_file() and settings.tokenizer is not None:
         tokenizer_path.write_bytes(settings.tokenizer.read_bytes())
@@ -204,18 +248,17 @@ def train(settings: TrainSettings) -> Path:
     log_path = settings.run_dir / "log.jsonl"
     step, tokens_seen, seconds_before = 0, 0, 0.0
     if state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, tokens_seen, seconds_before = state["step"], state["tokens_seen"], state["seconds"]
+        step, tokens_seen, seconds_before = load_state(state_path, model, optimizer, device)
     elif settings.init_from is not None:
         initial_weights(model, settings.init_from)
     batches = batch_stream(train_texts, codec, settings, settings.seed + step)
-    held = held_out_batches(held_texts or train_texts[:50], codec, settings.limits, settings)
+    # Held-out loss only on held-out files: a single-file corpus has none, and then no
+    # held-out loss is reported anywhere (never training files under that name).
+    held = held_out_batches(held_texts, codec, settings.limits, settings) if held_texts else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def save_state() -> None:
-        torch.save(
+        save_state_atomically(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -229,15 +272,17 @@ def train(settings: TrainSettings) -> Path:
     model.train()
     deadline = started + settings.max_minutes * 60 - seconds_before
     held_loss = float("nan")
+    held_fields = {"held": held_loss} if held else {}
     curve_due = False
+    console = Console(stderr=True)
+    if held is None:
+        console.print("unmask train: a single source file, so no held-out file and no held-out loss")
+    loss_column = "loss {task.fields[loss]:.3f}" + (" held-out {task.fields[held]:.3f}" if held else "")
     with progress(
-        Console(stderr=True),
-        "train",
-        TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("loss {task.fields[loss]:.3f} held-out {task.fields[held]:.3f}"),
+        console, "train", TextColumn("{task.completed}/{task.total} steps"), TextColumn(loss_column)
     ) as bar:
         task = bar.add_task(
-            "train", total=settings.max_steps, completed=step, loss=float("nan"), held=held_loss
+            "train", total=settings.max_steps, completed=step, loss=float("nan"), **held_fields
         )
         while step < settings.max_steps and time.time() < deadline:
             batch = _to(next(batches), device)
@@ -253,8 +298,9 @@ def train(settings: TrainSettings) -> Path:
             tokens_seen += int(batch.attention.sum())
             record = {"step": step, "loss": loss.item(), "tokens_seen": tokens_seen}
             if step % settings.eval_every == 0:
-                held_loss = evaluate(model, held, device)
-                record["held_out_loss"] = held_loss
+                if held:
+                    held_loss = held_fields["held"] = evaluate(model, held, device)
+                    record["held_out_loss"] = held_loss
                 save_state()
                 curve_due = True
             with log_path.open("a") as log:
@@ -262,8 +308,8 @@ def train(settings: TrainSettings) -> Path:
             if curve_due:
                 save_loss_curve(log_path, settings.run_dir / "loss_curve.png")
                 curve_due = False
-            bar.update(task, completed=step, loss=record["loss"], held=held_loss)
-    held_loss = evaluate(model, held, device)
+            bar.update(task, completed=step, loss=record["loss"], **held_fields)
+    held_loss = evaluate(model, held, device) if held else None
     save_state()
     seconds = seconds_before + time.time() - started
     save_checkpoint(settings.output, config, model, codec, dtype=getattr(torch, settings.save_dtype))
@@ -275,7 +321,11 @@ def train(settings: TrainSettings) -> Path:
         summary={
             "steps": step,
             "tokens_seen": tokens_seen,
-            "held_out_loss": round(held_loss, 4),
+            "held_out_loss": (
+                round(held_loss, 4)
+                if held_loss is not None
+                else "none (a single-file corpus: no held-out file)"
+            ),
             "train_seconds": round(seconds),
             "hardware": f"{device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__})",
             "python": platform.python_version(),
