@@ -225,7 +225,10 @@ def test_loss_history_keeps_the_last_value_of_a_repeated_step(tmp_path: Path):
         {"step": 2, "loss": 4.0, "held_out_loss": 4.5},
         {"step": 2, "loss": 3.0},
     ]
-    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # A run killed mid-write leaves a cut line; the run that resumes appends after it.
+    log.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows[:2]) + '{"step": 3, "lo\n' + json.dumps(rows[2])
+    )
     history = read_history(log)
     assert history.steps == (1, 2) and history.losses == (5.0, 3.0)
     assert history.held_out_steps == (2,) and history.held_out == (4.5,)

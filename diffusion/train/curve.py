@@ -21,10 +21,12 @@ def read_history(log: Path) -> LossHistory:
     train: dict[int, float] = {}
     held: dict[int, float] = {}
     for line in log.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+        try:
+            record = json.loads(line)
+            step, loss = record["step"], record["loss"]
+        except (ValueError, KeyError, TypeError):  # blank, or cut off when a run was killed
             continue
-        record = json.loads(line)
-        train[record["step"]] = record["loss"]
+        train[step] = loss
         if "held_out_loss" in record:
             held[record["step"]] = record["held_out_loss"]
     steps, held_steps = sorted(train), sorted(held)
