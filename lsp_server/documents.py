@@ -12,11 +12,12 @@ with a message the user can act on.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from lsp_server.positions import Point, PositionError, line_starts, offset_at, point_at
+from lsp_server.positions import LINE_BREAK, Point, PositionError, line_starts, offset_at, point_at
 from lsp_server.regions import language_for_path
 
 
@@ -38,8 +39,63 @@ class Change:
 
 
 @dataclass(frozen=True)
-class OpenDocument:
+class Lines:
+    """A text and where its lines start. Never modified: a change makes a new one, and its
+    line starts are rescanned only around the edit (a keystroke in a 2 MB file would
+    otherwise rescan all of it)."""
+
     text: str
+    starts: list[int]
+
+    @classmethod
+    def of(cls, text: str) -> Lines:
+        return cls(text, line_starts(text))
+
+    def offset(self, point: Point, encoding: str) -> int:
+        # The line just past the last stands for the end of the text: clients address an
+        # append to a document without a final newline so (as pygls also accepts).
+        if point.line == len(self.starts) and point.character >= 0:
+            return len(self.text)
+        return offset_at(self.text, point, encoding, self.starts)
+
+    def apply(self, change: Change, encoding: str) -> Lines:
+        """These lines with `change` applied; PositionError if its range lies outside them."""
+        if change.span is None:
+            return Lines.of(change.text)
+        start_point, end_point = change.span
+        start, end = self.offset(start_point, encoding), self.offset(end_point, encoding)
+        if end < start:
+            raise PositionError(
+                f"the range {start_point.line}:{start_point.character}-"
+                f"{end_point.line}:{end_point.character} ends before it starts"
+            )
+        text = self.text[:start] + change.text + self.text[end:]
+        return Lines(text, self._starts_after(text, start, end, len(change.text) - (end - start)))
+
+    def _starts_after(self, text: str, start: int, end: int, delta: int) -> list[int]:
+        """Line starts of `text`, this text with [start, end) replaced (length change `delta`).
+
+        Rescanned from the start of the line before the edit's (a `\r` ending it may join a
+        `\n` the edit puts first) to the end of the line the edit ends on (its break lies at
+        or after the edit's end, so a `\r` the edit ends with joins it there).
+        """
+        starts = self.starts
+        first = max(0, bisect.bisect_right(starts, start) - 2)
+        last = bisect.bisect_right(starts, end)
+        low = starts[first]
+        high = starts[last] if last < len(starts) else len(self.text)
+        middle = [m.end() for m in LINE_BREAK.finditer(text, low, high + delta)]
+        return [*starts[: first + 1], *middle, *(s + delta for s in starts[last + 1 :])]
+
+
+def apply_change(text: str, change: Change, encoding: str) -> str:
+    """`text` with `change` applied; PositionError if its range lies outside the text."""
+    return Lines.of(text).apply(change, encoding).text
+
+
+@dataclass(frozen=True)
+class OpenDocument:
+    lines: Lines
     version: int
     language_id: str | None
     opened: int
@@ -50,29 +106,6 @@ class OpenDocument:
         return (self.opened, self.version)
 
 
-def apply_change(text: str, change: Change, encoding: str) -> str:
-    """`text` with `change` applied; PositionError if its range lies outside the text."""
-    if change.span is None:
-        return change.text
-    start_point, end_point = change.span
-    starts = line_starts(text)
-
-    def offset(point: Point) -> int:
-        # The line just past the last stands for the end of the text: clients address an
-        # append to a document without a final newline so (as pygls also accepts).
-        if point.line == len(starts) and point.character >= 0:
-            return len(text)
-        return offset_at(text, point, encoding, starts)
-
-    start, end = offset(start_point), offset(end_point)
-    if end < start:
-        raise PositionError(
-            f"the range {start_point.line}:{start_point.character}-{end_point.line}:{end_point.character} "
-            "ends before it starts"
-        )
-    return text[:start] + change.text + text[end:]
-
-
 class DocumentStore:
     """uri -> the document as the client last sent it. Mutated only on the event loop."""
 
@@ -80,9 +113,11 @@ class DocumentStore:
         self._documents: dict[str, OpenDocument] = {}
         self._opened = itertools.count(1)
         self._reads = itertools.count(1)
+        # uri -> (stamp, size limit, what check_text said): a document is checked once per version.
+        self._checked: dict[str, tuple[Stamp, int, str | None]] = {}
 
     def open(self, uri: str, text: str, version: int, language_id: str | None) -> None:
-        self._documents[uri] = OpenDocument(text, version, language_id, next(self._opened))
+        self._documents[uri] = OpenDocument(Lines.of(text), version, language_id, next(self._opened))
 
     def change(self, uri: str, version: int, changes: Sequence[Change], encoding: str) -> str | None:
         """Apply `changes` in order; a message when they could not be applied (the copy is then
@@ -90,20 +125,21 @@ class DocumentStore:
         document = self._documents.get(uri)
         if document is None:
             return f"unmask: a change for {uri}, which is not open; ignored"
-        text, problem = document.text, document.out_of_sync
+        lines, problem = document.lines, document.out_of_sync
         for change in changes:
             if change.span is None:
-                text, problem = change.text, None
+                lines, problem = Lines.of(change.text), None
             elif problem is None:
                 try:
-                    text = apply_change(text, change, encoding)
+                    lines = lines.apply(change, encoding)
                 except PositionError as error:
                     problem = f"a change at version {version} fell outside the document ({error})"
-        self._documents[uri] = replace(document, text=text, version=version, out_of_sync=problem)
+        self._documents[uri] = replace(document, lines=lines, version=version, out_of_sync=problem)
         return None if problem is None or problem == document.out_of_sync else f"unmask: {uri}: {problem}"
 
     def close(self, uri: str) -> None:
         self._documents.pop(uri, None)
+        self._checked.pop(uri, None)
 
     def stamp(self, uri: str) -> Stamp | None:
         document = self._documents.get(uri)
@@ -121,17 +157,29 @@ class DocumentStore:
                 f"{uri} is out of sync with the editor: {document.out_of_sync}; "
                 "close and reopen it (or send its full text)"
             )
-        check_text(document.text, max_bytes, uri)
+        self._check(uri, document, max_bytes)
         return DocumentSnapshot(
             uri=uri,
             version=document.version,
-            text=document.text,
+            text=document.lines.text,
             language=language_for_path(uri, document.language_id),
             encoding=encoding,
             stamp=document.stamp,
             read=next(self._reads),
-            starts=line_starts(document.text),
+            starts=document.lines.starts,
         )
+
+    def _check(self, uri: str, document: OpenDocument, max_bytes: int) -> None:
+        stamp, limit, problem = self._checked.get(uri, (None, None, None))
+        if (stamp, limit) != (document.stamp, max_bytes):
+            try:
+                check_text(document.lines.text, max_bytes, uri)
+                problem = None
+            except DocumentError as error:
+                problem = str(error)
+            self._checked[uri] = (document.stamp, max_bytes, problem)
+        if problem is not None:
+            raise DocumentError(problem)
 
 
 @dataclass(frozen=True)

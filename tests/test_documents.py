@@ -70,3 +70,28 @@ def test_a_change_to_an_unknown_document_is_reported_not_applied():
     assert "not open" in store.change(URI, 2, [Change(None, "x")], "utf-16")
     with pytest.raises(DocumentError, match="unknown document"):
         store.snapshot(URI, "utf-16", 1 << 20)
+
+
+def test_line_starts_after_any_edit_equal_a_full_rescan():
+    """Edits that join or split `\\r\\n`, insert and delete breaks of every kind, anywhere."""
+    import random
+
+    from lsp_server.documents import Lines
+    from lsp_server.positions import line_starts, point_at
+
+    rng = random.Random(7)
+    pieces = ["a", "bc", " ", "\n", "\r", "\r\n", "é", "😀"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        lines = Lines.of(text)
+        for _ in range(3):
+            a, b = sorted(rng.randrange(0, len(lines.text) + 1) for _ in range(2))
+            new = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 4)))
+            span = (point_at(lines.text, a, "utf-32"), point_at(lines.text, b, "utf-32"))
+            # An offset between `\r` and `\n` has no position of its own: it is its line's end.
+            a, b = (lines.offset(p, "utf-32") for p in span)
+            after = lines.apply(Change(span, new), "utf-32")
+            expected = lines.text[:a] + new + lines.text[b:]
+            assert after.text == expected, (lines.text, a, b, new)
+            assert after.starts == line_starts(expected), (lines.text, a, b, new)
+            lines = after
