@@ -235,6 +235,15 @@ def run_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"unmask bench: unknown mode(s) {', '.join(sorted(unknown))}")
     blocks = [int(b) for b in args.blocks.split(",")]
+    positions = engine.checkpoint.config.max_position_embeddings
+    for context in parse_sizes(args.context):
+        # [bos] context block [eos]: the canvas must fit the model's positions.
+        longest = (context or engine.settings.max_prefix + engine.settings.max_suffix) + max(blocks) + 2
+        if longest > positions:
+            raise SystemExit(
+                f"unmask bench: a {max(blocks)}-token block with {context or 'the default'} context makes a "
+                f"canvas of {longest} positions; this model has {positions}"
+            )
     causal = None
     if not args.no_ar:
         config = engine.checkpoint.config

@@ -5,6 +5,40 @@ from __future__ import annotations
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+RUNS_ON = ("cpu", "cuda", "mps")  # device types that hold real tensors the engine can compute on
+
+
+class DeviceError(ValueError):
+    """A device the model cannot run on, with the reason."""
+
+
+def device_problem(device: torch.device) -> str | None:
+    """Why `device` cannot run the model, or None when it can."""
+    if device.type not in RUNS_ON:
+        return f"{device} cannot run a model: use one of {', '.join(RUNS_ON)}"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            if torch.version.cuda is None:
+                return f"CUDA is not available: this torch ({torch.__version__}) is built without CUDA"
+            return "CUDA is not available: no GPU is visible (check the driver and CUDA_VISIBLE_DEVICES)"
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            return f"there is no {device}: this machine has {count} CUDA device(s)"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available on this machine"
+    return None
+
+
+def parse_device(requested: str) -> torch.device:
+    """`requested` as a device the model can run on, or DeviceError saying why not."""
+    try:
+        device = torch.device(requested)
+    except RuntimeError:  # a string torch cannot parse
+        raise DeviceError(f"{requested} is not a device torch knows (try cpu or cuda)") from None
+    problem = device_problem(device)
+    if problem:
+        raise DeviceError(problem)
+    return device
 
 
 def pick_device(
@@ -18,7 +52,7 @@ def pick_device(
     model exactly as the CPU runs it.
     """
     if requested:
-        device = torch.device(requested)
+        device = parse_device(requested)
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":

@@ -9,25 +9,10 @@ import platform
 import torch
 
 from diffusion.checkpoint import CheckpointError, load_checkpoint, read_family, read_raw_config
-from diffusion.device import pick_device
+from diffusion.device import DeviceError, parse_device, pick_device
 from diffusion.engine import Engine, is_diffusion_gemma, settings_for
 from diffusion.hub import resolve_model
 from diffusion.memory import free_bytes, gib
-
-
-def device_problem(device: torch.device) -> str | None:
-    """Why `device` cannot run the model, or None when it can."""
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            if torch.version.cuda is None:
-                return f"CUDA is not available: this torch ({torch.__version__}) is built without CUDA"
-            return "CUDA is not available: no GPU is visible (check the driver and CUDA_VISIBLE_DEVICES)"
-        count = torch.cuda.device_count()
-        if (device.index or 0) >= count:
-            return f"there is no {device}: this machine has {count} CUDA device(s)"
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        return "MPS is not available on this machine"
-    return None
 
 
 def report(model: str | None, device: str | None, dtype_name: str | None = None) -> dict[str, object]:
@@ -36,12 +21,12 @@ def report(model: str | None, device: str | None, dtype_name: str | None = None)
         "torch": torch.__version__,
         "device": device or "auto",
     }
-    try:
-        requested = torch.device(device) if device else None
-    except RuntimeError:  # a device string torch cannot parse
-        problem: str | None = f"{device} is not a device torch knows (try cpu or cuda)"
-    else:
-        problem = device_problem(requested) if requested is not None else None
+    problem: str | None = None
+    if device:
+        try:
+            parse_device(device)
+        except DeviceError as error:
+            problem = str(error)
     if problem:
         return {**facts, "model": str(model or "built-in"), "error": problem}
     torch_device, dtype = pick_device(device, dtype_name)

@@ -9,6 +9,7 @@ the run.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from diffusion.engine import Engine
+from diffusion.evaluation.tasks import is_utf8
 
 
 def complete(engine: Engine, task: dict[str, Any], default_tokens: int) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def parse_task(line: str) -> dict[str, Any]:
         raise ValueError(f"missing {', '.join(missing)}")
     if not isinstance(task["prefix"], str) or not isinstance(task["suffix"], str):
         raise ValueError("prefix and suffix must be strings")
+    if not is_utf8(task["prefix"]) or not is_utf8(task["suffix"]):
+        raise ValueError("prefix and suffix must be valid Unicode text (no lone surrogates)")
     tokens = task.get("max_tokens")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
         raise ValueError(f"max_tokens must be a positive integer, not {json.dumps(tokens)}")
@@ -67,9 +71,15 @@ def process(engine: Engine, lines: Iterable[str], default_tokens: int) -> Iterat
         yield complete(engine, task, default_tokens)
 
 
-def run_infill_jsonl(args: argparse.Namespace, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+def run_infill_jsonl(
+    args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO = sys.stdout
+) -> int:
     engine = Engine.load(args.model, args.device, args.dtype)
     default_tokens = args.max_tokens or engine.settings.max_span
+    # Bytes that are not UTF-8 become lone surrogates (not an exception that ends the run);
+    # the line holding them is then answered with an error, and the next line goes on.
+    if stdin is None:
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
     for result in process(engine, stdin, default_tokens):
         stdout.write(json.dumps(result) + "\n")
         stdout.flush()

@@ -8,7 +8,66 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+# Argument types: a nonsense value is refused by argparse with its usage line, before any
+# model loads, rather than running into a traceback or a meaningless result.
+
+
+def _bounded_int(low: int, high: int | None = None, what: str = "") -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {what or 'it'} must be {bound}")
+        return value
+
+    return parse
+
+
+positive_int = _bounded_int(1)
+non_negative_int = _bounded_int(0)
+port = _bounded_int(0, 65535, "a port")
+seed = _bounded_int(0, 2**63 - 1, "a seed")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} must be from 0 to 1")
+    return value
+
+
+def positive_ints(text: str) -> str:
+    """A comma-separated list of positive integers, checked here and kept as text (the
+    commands split it themselves)."""
+    parts = text.split(",")
+    if not text.strip() or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive integers")
+    return text
+
+
+def host(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty host would listen on every interface; name one")
+    return text
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -29,13 +88,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_cache_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-refresh",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="steps between full passes of the cached decoder; 0: no cache (default: the engine's)",
     )
     parser.add_argument(
         "--cache-margin",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="context tokens each side of the block recomputed at every cached step (default: the engine's)",
     )
@@ -58,21 +117,31 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
         "humaneval-infilling", help="pass@1 on HumanEval-Infilling, tests executed"
     )
     humaneval.add_argument("--subset", choices=("single-line", "multi-line"), default="single-line")
-    humaneval.add_argument("--limit", type=int, default=None, help="N tasks spread evenly over the set")
+    humaneval.add_argument(
+        "--limit", type=positive_int, default=None, help="N tasks spread evenly over the set"
+    )
     humaneval.add_argument("--length", choices=("oracle", "fixed", "auto"), default="auto")
     humaneval.add_argument(
-        "--k", type=int, default=None, help="span tokens for --length fixed (default: budget)"
+        "--k", type=positive_int, default=None, help="span tokens for --length fixed (default: budget)"
     )
     humaneval.add_argument(
         "--tau",
-        type=float,
+        type=unit_interval,
         default=None,
         help="confidence a position needs to commit (default: the engine's)",
     )
-    humaneval.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
-    humaneval.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
+    humaneval.add_argument("--timeout", type=positive_float, default=10.0, help="seconds per program")
     humaneval.add_argument(
-        "--jobs", type=int, default=1, help="programs tested at once while the model completes the next"
+        "--memory-mb",
+        type=_bounded_int(128, what="the limit (a Python interpreter needs about 100 MB to start)"),
+        default=1024,
+        help="address-space limit per program, at least 128",
+    )
+    humaneval.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="programs tested at once while the model completes the next",
     )
     humaneval.add_argument("--output", type=Path, default=None, help="write one JSON line per task here")
     humaneval.add_argument(
@@ -84,7 +153,7 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
     jsonl = benchmarks.add_parser("jsonl", help="exact match, parse rate, edit similarity on a jsonl file")
     jsonl.add_argument("file", type=Path, help="lines {task_id, prefix, suffix, middle}")
     jsonl.add_argument(
-        "--k", type=int, default=None, help="span budget in tokens (default: multi-line budget)"
+        "--k", type=positive_int, default=None, help="span budget in tokens (default: multi-line budget)"
     )
     jsonl.add_argument("--json", action="store_true")
     for parser_ in (humaneval, jsonl):
@@ -102,33 +171,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
     transport = serve.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="serve one editor over stdio (default)")
-    transport.add_argument("--tcp", type=int, metavar="PORT", help="serve many connections over TCP")
-    transport.add_argument("--ws", type=int, metavar="PORT", help="serve many connections over websockets")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    transport.add_argument("--tcp", type=port, metavar="PORT", help="serve many connections over TCP")
+    transport.add_argument("--ws", type=port, metavar="PORT", help="serve many connections over websockets")
+    serve.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--log-file", type=Path, default=None, help="write the server log here")
     add_model_options(serve)
 
     preview = commands.add_parser("preview", help="show a block denoising in the terminal, then its diff")
     preview.add_argument("target", help="FILE:LINE[:COL], 1-based line and column")
-    preview.add_argument("--mode", choices=("infill", "rewrite", "suggest"), default="infill")
+    preview.add_argument(
+        "--mode",
+        choices=("infill", "rewrite", "suggest"),
+        default="infill",
+        help="infill at the cursor, rewrite the enclosing block, or suggest edits to it (default: infill)",
+    )
     preview.add_argument("--apply", action="store_true", help="write the result into FILE (atomically)")
     preview.add_argument("--max-tokens", type=int, default=None, help="span budget in tokens")
-    preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     add_model_options(preview)
 
     infill = commands.add_parser("infill", help="scriptable infill: JSON lines on stdin and stdout")
     infill.add_argument("--jsonl", action="store_true", required=True, help="read and write JSON lines")
-    infill.add_argument("--max-tokens", type=int, default=None, help="default span budget in tokens")
+    infill.add_argument("--max-tokens", type=positive_int, default=None, help="default span budget in tokens")
     add_model_options(infill)
 
     bench = commands.add_parser(
         "bench", help="diffusion decoding against one token per step and autoregressive generate()"
     )
     bench.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
-    bench.add_argument("--blocks", default="32,64", help="comma-separated block lengths in tokens")
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument(
+        "--blocks",
+        type=positive_ints,
+        default="32,64",
+        help="comma-separated block lengths in tokens (default: 32,64)",
+    )
+    bench.add_argument(
+        "--repeats", type=positive_int, default=3, help="timed runs per row; medians (default: 3)"
+    )
     bench.add_argument(
         "--context",
+        type=positive_ints,
         default=None,
         help="comma-separated context sizes in tokens (3/4 prefix, 1/4 suffix); default: the model's window",
     )
@@ -160,15 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output", type=Path, default=Path("runs/builtin/model"), help="model folder to write"
     )
-    train.add_argument("--minutes", type=float, default=60.0, help="time budget")
-    train.add_argument("--steps", type=int, default=20_000, help="step budget")
-    train.add_argument("--batch-size", type=int, default=24)
-    train.add_argument("--learning-rate", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--minutes", type=positive_float, default=60.0, help="time budget")
+    train.add_argument("--steps", type=positive_int, default=20_000, help="step budget")
+    train.add_argument("--batch-size", type=positive_int, default=24)
+    train.add_argument("--learning-rate", type=positive_float, default=2e-3)
+    train.add_argument("--seed", type=seed, default=0)
     train.add_argument(
-        "--workers", type=int, default=0, help="processes building examples (use several on a GPU)"
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="processes building examples (use several on a GPU)",
     )
-    train.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations")
+    train.add_argument(
+        "--eval-every", type=positive_int, default=250, help="steps between held-out evaluations"
+    )
     train.add_argument(
         "--tokenizer", type=Path, default=None, help="reuse this tokenizer.json (default: train one)"
     )
@@ -179,14 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from this model folder's weights; its shape, canvas and tokenizer are kept",
     )
     shape = train.add_argument_group("model shape and canvas (defaults: the built-in model's)")
-    shape.add_argument("--hidden-size", type=int, default=None)
-    shape.add_argument("--layers", type=int, default=None)
-    shape.add_argument("--intermediate-size", type=int, default=None)
-    shape.add_argument("--heads", type=int, default=None)
-    shape.add_argument("--kv-heads", type=int, default=None)
-    shape.add_argument("--max-prefix", type=int, default=None, help="prefix tokens per training canvas")
-    shape.add_argument("--max-suffix", type=int, default=None, help="suffix tokens per training canvas")
-    shape.add_argument("--max-span", type=int, default=None, help="span tokens per training canvas")
+    shape.add_argument("--hidden-size", type=positive_int, default=None)
+    shape.add_argument("--layers", type=positive_int, default=None)
+    shape.add_argument("--intermediate-size", type=positive_int, default=None)
+    shape.add_argument("--heads", type=positive_int, default=None)
+    shape.add_argument("--kv-heads", type=positive_int, default=None)
+    shape.add_argument(
+        "--max-prefix", type=positive_int, default=None, help="prefix tokens per training canvas"
+    )
+    shape.add_argument(
+        "--max-suffix", type=positive_int, default=None, help="suffix tokens per training canvas"
+    )
+    shape.add_argument("--max-span", type=positive_int, default=None, help="span tokens per training canvas")
     return parser
 
 
@@ -263,6 +354,38 @@ def shape_of(folder: Path):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    name = f"unmask {args.command}"
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = user_error(error)
+        if message is None:
+            raise  # a bug: its traceback is what a report needs
+        print(f"{name}: {message}", file=sys.stderr)
+        return 2
+
+
+def user_error(error: Exception) -> str | None:
+    """The message for a failure the user can act on (a bad model folder, device, memory, file),
+    or None for one that is a bug."""
+    from diffusion.checkpoint import CheckpointError
+    from diffusion.device import DeviceError
+    from diffusion.families import UnknownArchitecture
+    from diffusion.memory import InsufficientMemory
+
+    if isinstance(error, CheckpointError | UnknownArchitecture | DeviceError | InsufficientMemory):
+        return str(error)
+    if isinstance(error, OSError):  # a file or a port: the OS's own words name it
+        return f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}"
+    if isinstance(error, RuntimeError) and "fused confidence kernel" in str(error):
+        return str(error)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
     if args.command == "train":
         from diffusion.train.trainer import train
 

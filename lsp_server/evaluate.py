@@ -127,7 +127,22 @@ def load_engine(args: argparse.Namespace, tasks: list[InfillTask], policy: Lengt
     return engine.with_settings(**changes) if changes else engine
 
 
+def output_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --output / --resume, found before the model loads."""
+    if args.resume and args.output is None:
+        return "--resume needs --output FILE (the file an earlier run wrote)"
+    if args.output is not None:
+        if args.output.is_dir():
+            return f"--output {args.output} is a directory; name a file"
+        if not args.output.parent.is_dir():
+            return f"--output {args.output}: the folder {args.output.parent} does not exist"
+    return None
+
+
 def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
+    if problem := output_problem(args):
+        print(f"unmask eval: {problem}", file=sys.stderr)
+        return 2
     console = Console(stderr=True)
     tasks = spread(load_humaneval(args.subset), args.limit)
     policy = policy_for(args, Settings())

@@ -148,6 +148,10 @@ def apply_atomically(path: str | os.PathLike[str], original_bytes: bytes, new_te
     if sha256(current) != sha256(original_bytes):
         raise FileChangedError(f"{path} changed on disk since it was read; not written (run preview again)")
     mode = stat.S_IMODE(target.stat().st_mode)
+    # Renaming over a file needs only the directory's permission: a read-only file is
+    # refused here, as an editor would (root included, whom access() lets through).
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(target, os.W_OK):
+        raise PreviewError(f"{path} is read-only; not written")
     try:
         # The temporary file sits beside the target so that os.replace is a rename on one file system.
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".unmask")

@@ -199,7 +199,8 @@ def serve(args: argparse.Namespace) -> int:
     )
     logging.getLogger("pygls").setLevel(logging.WARNING)
     shared = Shared(host=EngineHost(args.model, args.device, args.dtype))
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    listens = args.tcp is not None or args.ws is not None
+    if listens and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: every process that can reach it can use the model", args.host)
     code = 0
     try:
@@ -211,6 +212,10 @@ def serve(args: argparse.Namespace) -> int:
             code = serve_stdio(shared)
     except KeyboardInterrupt:
         pass
+    except OSError as error:  # the port is taken, the host is not this machine's, ...
+        where = f"{args.host}:{args.tcp if args.tcp is not None else args.ws}"
+        print(f"unmask serve: cannot listen on {where}: {error.strerror or error}", file=sys.stderr)
+        code = 2
     # Straight out, past interpreter teardown: the loader thread may be inside torch's import,
     # and tearing the interpreter down under it aborts the process (SIGABRT) instead of exiting.
     for stream in (sys.stdout, sys.stderr):

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 MODEL = ["--model", os.environ["UNMASK_TEST_MODEL"]] if os.environ.get("UNMASK_TEST_MODEL") else []
 
 
@@ -78,3 +80,60 @@ def test_infill_jsonl_a_bad_max_tokens_fails_its_line_only():
     for number, row in enumerate(rows[:-1], 1):
         assert row["error"].startswith(f"line {number}: max_tokens must be a positive integer")
     assert "error" not in rows[-1] and rows[-1]["steps"] <= 4
+
+
+def test_infill_jsonl_text_that_is_not_unicode_fails_its_line_only():
+    lines = (
+        b'{"task_id": 1, "prefix": "x = \\ud800", "suffix": ""}\n'  # a lone surrogate, escaped
+        b'{"task_id": 2, "prefix": "caf\xe9 = ", "suffix": ""}\n'  # a byte that is not UTF-8
+        b'{"task_id": 3, "prefix": "y = ", "suffix": "\\n"}\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "lsp_server.cli", "infill", "--jsonl", *MODEL],
+        input=lines,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    rows = [json.loads(line) for line in run.stdout.decode().splitlines()]
+    assert [r["task_id"] for r in rows] == [1, 2, 3]
+    assert "valid Unicode" in rows[0]["error"] and "valid Unicode" in rows[1]["error"]
+    assert "error" not in rows[2]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("serve", "--tcp", "99999"), "a port must be from 0 to 65535"),
+        (("serve", "--tcp", "0", "--host", ""), "empty host"),
+        (("bench", "--blocks", "8,,16"), "comma-separated list of positive integers"),
+        (("bench", "--repeats", "0"), "must be 1 or more"),
+        (("bench", "--cache-refresh", "-1"), "must be 0 or more"),
+        (("eval", "humaneval-infilling", "--tau", "nan"), "must be from 0 to 1"),
+        (("eval", "humaneval-infilling", "--jobs", "0"), "must be 1 or more"),
+        (("eval", "humaneval-infilling", "--memory-mb", "1"), "needs about 100 MB"),
+        (("eval", "humaneval-infilling", "--resume"), "--resume needs --output"),
+        (("eval", "humaneval-infilling", "--output", "/nonexistent/x.jsonl"), "does not exist"),
+        (("infill", "--jsonl", "--model", "/nonexistent/model"), "does not exist"),
+        (("bench", "--device", "meta"), "meta cannot run a model"),
+        (("bench", "--blocks", "8", "--context", "100000", "--no-ar"), "this model has"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_no_traceback(arguments, message):
+    run = unmask(*arguments)
+    assert run.returncode in (1, 2), run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_serve_on_a_port_in_use_says_so():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for transport in ("--tcp", "--ws"):
+            run = unmask("serve", transport, str(port))
+            assert run.returncode == 2, run.stderr
+            assert f"cannot listen on 127.0.0.1:{port}" in run.stderr and "Traceback" not in run.stderr

@@ -249,6 +249,15 @@ def test_apply_atomically_that_cannot_write_says_so_and_leaves_the_file(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["m.py"]  # no temporary file left behind
 
 
+def test_apply_atomically_refuses_a_read_only_file(tmp_path):
+    path = tmp_path / "ro.py"
+    path.write_text("x = 1\n")
+    path.chmod(0o444)
+    with pytest.raises(PreviewError, match="read-only"):
+        apply_atomically(path, path.read_bytes(), "x = 2\n")
+    assert path.read_text() == "x = 1\n"
+
+
 def test_apply_atomically_writes_and_keeps_the_mode(tmp_path):
     path = tmp_path / "run.py"
     path.write_text("print('old')\n")

@@ -65,6 +65,15 @@ def spread(tasks: Sequence[InfillTask], limit: int | None) -> list[InfillTask]:
     return [tasks[i * len(tasks) // limit] for i in range(limit)]
 
 
+def is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates (JSON's "\\ud800"), which no tokenizer takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_jsonl_tasks(lines: Iterable[str], source: str = "<jsonl>") -> list[InfillTask]:
     """Tasks `{task_id, prefix, suffix, middle}`, one JSON object per line; errors name the line."""
     tasks = []
@@ -82,5 +91,7 @@ def parse_jsonl_tasks(lines: Iterable[str], source: str = "<jsonl>") -> list[Inf
         ]
         if missing:
             raise ValueError(f"{source}:{number}: needs string fields {', '.join(missing)}")
+        if unencodable := [key for key in ("prefix", "suffix", "middle") if not is_utf8(row[key])]:
+            raise ValueError(f"{source}:{number}: {', '.join(unencodable)} is not valid Unicode text")
         tasks.append(InfillTask(row["task_id"], row["prefix"], row["suffix"], row["middle"]))
     return tasks
