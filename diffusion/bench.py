@@ -280,7 +280,11 @@ def print_table(rows: list[BenchRow], engine: Engine) -> None:
     table = Table(title=f"unmask bench on {engine.device} ({parameters:,} parameters)")
     columns = ("shape", "mode", "block", "context", "forwards", "first preview s", "final s", "tokens/s")
     for column in (*columns, "vs typewriter", "vs AR", "agree"):
-        table.add_column(column, justify="right")
+        # The numbers never wrap; names fold rather than being cut to "thres…".
+        numeric = column not in ("shape", "mode")
+        table.add_column(
+            column, justify="right", no_wrap=numeric, overflow="fold", min_width=len(column) // 2
+        )
 
     def ratio(value: float | None) -> str:
         return "" if value is None else f"{value:.1f}x"
@@ -299,4 +303,7 @@ def print_table(rows: list[BenchRow], engine: Engine) -> None:
             ratio(r.speedup_vs_ar),
             "" if r.agreement_with_nocache is None else f"{100 * r.agreement_with_nocache:.0f}%",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: no screen to fit, so the full width
+        console = Console(width=180)
+    console.print(table)
