@@ -73,6 +73,10 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def read_raw_config(folder: Path) -> dict[str, Any]:
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(
+            f"{folder} is a file; --model takes a model folder (config.json, *.safetensors)"
+        )
     if not folder.is_dir():
         raise CheckpointError(f"model folder {folder} does not exist")
     path = folder / "config.json"

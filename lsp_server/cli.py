@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("runs/builtin/model"), help="model folder to write"
     )
     train.add_argument("--minutes", type=positive_float, default=60.0, help="time budget")
-    train.add_argument("--steps", type=positive_int, default=20_000, help="step budget")
+    train.add_argument("--steps", type=non_negative_int, default=20_000, help="step budget")
     train.add_argument("--batch-size", type=positive_int, default=24)
     train.add_argument("--learning-rate", type=positive_float, default=2e-3)
     train.add_argument("--seed", type=seed, default=0)

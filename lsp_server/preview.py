@@ -95,7 +95,9 @@ def locate(text: str, line: int, column: int | None) -> int:
     missing column means the end of the line (before any "\\r")."""
     lines = text.split("\n")
     if line > len(lines):
-        raise PreviewError(f"line {line} is out of range: the file has {len(lines)} lines")
+        raise PreviewError(
+            f"line {line} is out of range: the file has {len(lines)} line{'' if len(lines) == 1 else 's'}"
+        )
     start = sum(len(previous) + 1 for previous in lines[: line - 1])
     content = lines[line - 1].removesuffix("\r")
     if column is None:
