@@ -194,7 +194,9 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(
             f"HumanEval-Infilling {args.subset}, length {policy.mode}: pass@1 {summary['pass_at_1']:.2f}% "
-            f"({statuses['passed']}/{len(results)}) in {seconds:.0f} s; {statuses}\n"
+            f"({statuses['passed']}/{len(results)}) in {seconds:.0f} s; "
+            + ", ".join(f"{count} {status}" for status, count in statuses.items() if count)
+            + "\n"
         )
     return 0
 
