@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import sys
@@ -16,6 +17,36 @@ from pygls.lsp.client import LanguageClient
 
 TRANSPORTS = ("stdio", "tcp", "ws")
 ANNOUNCE = re.compile(r"serving (tcp|ws) on ([\d.]+):(\d+)")
+
+
+def frame(body: bytes) -> bytes:
+    """One LSP message on the wire: its Content-Length header, then its body."""
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def read_frame(stream: asyncio.StreamReader) -> dict[str, Any]:
+    """The next LSP message from `stream`, as plain data."""
+    length = 0
+    while (line := await stream.readline()) != b"\r\n":
+        if not line:
+            raise EOFError("the server closed the stream")
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return json.loads(await stream.readexactly(length))
+
+
+@contextlib.asynccontextmanager
+async def stdio_process() -> AsyncIterator[asyncio.subprocess.Process]:
+    """The real server over stdio, driven by raw frames; killed at the end if still running."""
+    process = await asyncio.create_subprocess_exec(
+        *server_command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
 
 
 def server_command(*extra: str, model: str | None = None) -> list[str]:

@@ -8,7 +8,7 @@ import json
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from tests.lsp_harness import connect, start_daemon
+from tests.lsp_harness import connect, frame, read_frame, start_daemon, stdio_process
 from tests.test_server_e2e import RETURN_LINE, SOURCE, URI, client_over
 
 
@@ -82,23 +82,12 @@ async def test_malformed_json_on_the_websocket_gets_a_parse_error():
 
 
 async def test_malformed_frames_over_stdio_keep_the_server_alive():
-    from tests.lsp_harness import server_command
-
-    process = await asyncio.create_subprocess_exec(
-        *server_command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
-    try:
+    async with stdio_process() as process:
 
         async def send(body: bytes) -> dict:
-            process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            process.stdin.write(frame(body))
             await process.stdin.drain()
-            length = 0
-            while True:
-                line = await asyncio.wait_for(process.stdout.readline(), 30)
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-                elif line == b"\r\n":
-                    return json.loads(await process.stdout.readexactly(length))
+            return await asyncio.wait_for(read_frame(process.stdout), 30)
 
         reply = await send(b"{not json")
         assert reply["error"]["code"] == -32700
@@ -109,32 +98,18 @@ async def test_malformed_frames_over_stdio_keep_the_server_alive():
         )
         assert reply["id"] == 3 and "capabilities" in reply["result"]
         # `exit` with no `shutdown` first: LSP's exit code 1, a clean exit even while the model loads.
-        body = b'{"jsonrpc": "2.0", "method": "exit"}'
-        process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        process.stdin.write(frame(b'{"jsonrpc": "2.0", "method": "exit"}'))
         await process.stdin.drain()
         assert await asyncio.wait_for(process.wait(), 30) == 1
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 async def test_shutdown_then_exit_while_the_model_loads_exits_0():
-    from tests.lsp_harness import server_command
-
-    process = await asyncio.create_subprocess_exec(
-        *server_command(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
-    try:
+    async with stdio_process() as process:
         for body in (
             b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}',
             b'{"jsonrpc": "2.0", "id": 2, "method": "shutdown"}',
             b'{"jsonrpc": "2.0", "method": "exit"}',
         ):
-            process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            process.stdin.write(frame(body))
         await process.stdin.drain()
         assert await asyncio.wait_for(process.wait(), 30) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()

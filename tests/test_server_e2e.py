@@ -9,7 +9,7 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from tests.lsp_harness import TRANSPORTS, connect, start_daemon, to_plain
+from tests.lsp_harness import TRANSPORTS, connect, frame, read_frame, start_daemon, to_plain
 
 URI = "file:///work/example.py"
 SOURCE = (
@@ -244,15 +244,7 @@ async def test_a_client_that_disconnects_mid_stream_has_its_job_cancelled():
         reader, writer = await asyncio.open_connection(daemon.host, daemon.port)
 
         def send(message: dict) -> None:
-            body = json.dumps(message).encode()
-            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-
-        async def receive() -> dict:
-            length = 0
-            while (line := await reader.readline()) != b"\r\n":
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            return json.loads(await reader.readexactly(length))
+            writer.write(frame(json.dumps(message).encode()))
 
         send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
         send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
@@ -261,7 +253,7 @@ async def test_a_client_that_disconnects_mid_stream_has_its_job_cancelled():
         position = {"line": BODY_LINE, "character": 4}  # a multi-line infill: many steps
         params = {"textDocument": {"uri": URI}, "position": position, "context": {"triggerKind": 1}}
         send({"jsonrpc": "2.0", "id": 2, "method": "textDocument/inlineCompletion", "params": params})
-        while (await asyncio.wait_for(receive(), 120)).get("method") != "unmask/preview":
+        while (await asyncio.wait_for(read_frame(reader), 120)).get("method") != "unmask/preview":
             pass
         writer.transport.abort()  # gone mid-stream, without shutdown or exit
 

@@ -11,6 +11,7 @@ import {
     SocketMessageReader,
     SocketMessageWriter,
 } from 'vscode-jsonrpc/node';
+import { READY_STATUS } from './fakes';
 
 export class FakeServer {
     /** One per connection the client made, in order. */
@@ -56,14 +57,7 @@ export class FakeServer {
     private accept(socket: net.Socket): void {
         const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
         connection.onRequest('initialize', () => ({ capabilities: {}, serverInfo: { name: 'fake unmask' } }));
-        connection.onRequest('unmask/status', () => ({
-            model: 'ready',
-            error: null,
-            device: 'cpu',
-            encoding: 'utf-16',
-            accepted: 0,
-            rejected: 0,
-        }));
+        connection.onRequest('unmask/status', () => READY_STATUS);
         connection.onRequest('unmask/blockEdit', (params: unknown) => this.blockEdit(params));
         connection.onRequest('shutdown', () => null);
         connection.onNotification('exit', () => {

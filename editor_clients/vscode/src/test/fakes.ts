@@ -39,6 +39,16 @@ export class FakeConnection implements Requester {
 }
 
 /** A JSON-RPC error as vscode-jsonrpc rejects with. */
+/** An `unmask/status` answer of a server whose model is loaded. */
+export const READY_STATUS = {
+    model: 'ready',
+    error: null,
+    device: 'cpu',
+    encoding: 'utf-16',
+    accepted: 0,
+    rejected: 0,
+};
+
 export function rpcError(code: number, message: string): Error & { code: number } {
     return Object.assign(new Error(message), { code });
 }

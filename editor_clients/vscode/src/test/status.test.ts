@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 import { formatRate, maskedTokens, throughput } from '../preview';
 import { StatusController, statusText } from '../status';
-import { FakeConnection } from './fakes';
+import { FakeConnection, READY_STATUS } from './fakes';
 import { stub } from './stub/vscode';
 
 beforeEach(() => stub.reset());
@@ -66,14 +66,7 @@ test('the status item asks the server for unmask/status', async () => {
     const item = stub.statusItems[0]!;
     assert.ok(item.visible);
     assert.equal(item.command, 'unmask.showStatus');
-    const connection = new FakeConnection(() => ({
-        model: 'ready',
-        error: null,
-        device: 'cpu',
-        encoding: 'utf-16',
-        accepted: 0,
-        rejected: 0,
-    }));
+    const connection = new FakeConnection(() => READY_STATUS);
     const answer = await status.poll(connection);
     assert.equal(answer?.model, 'ready');
     assert.deepEqual(connection.requests.map((r) => r.method), ['unmask/status']);
