@@ -64,6 +64,9 @@ MAX_ROWS = 4  # alternatives sampled in one batch (rewrite mode asks for several
 CHARS_PER_TOKEN_BOUND = 8
 # End-of-turn strings of the Gemma chat formats; only those the tokenizer knows are used.
 END_OF_TURN_TOKENS = ("<end_of_turn>", "<turn|>", "<|turn_end|>", "<eos>")
+# Stands in for the user turn while the chat template is rendered, so the template's own
+# text (with its special tokens) and the user's code (read literally) are encoded apart.
+CONTENT_SLOT = "\u0000unmask-user-turn\u0000"
 SUGGEST_UNSUPPORTED = "suggest mode needs a masked model; DiffusionGemma corrupts with random tokens"
 
 
@@ -89,6 +92,11 @@ def infill_instruction(prefix: str, suffix: str) -> str:
 def plain_prompt(prefix: str, suffix: str) -> str:
     """The prompt for a folder without a chat template."""
     return infill_instruction(prefix, suffix) + "\n\nAnswer:\n"
+
+
+def literal_ids(tokenizer: Any, text: str) -> list[int]:
+    """`text`'s ids with any special-token string in it read as plain characters."""
+    return tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
 
 
 def _line_starts(text: str) -> list[int]:
@@ -258,7 +266,9 @@ def _clip(tokenizer: Any, text: str, max_tokens: int, tail: bool) -> str:
     window = max_tokens * CHARS_PER_TOKEN_BOUND
     piece = text[-window:] if tail else text[:window]
     try:
-        offsets = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        offsets = tokenizer(
+            piece, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
+        )["offset_mapping"]
     except (NotImplementedError, TypeError, ValueError, KeyError):
         offsets = None
     if offsets is None:  # a tokenizer without offsets: a character bound
@@ -382,7 +392,7 @@ class GemmaCodec:
         return len(self.tokenizer)
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False) if text else []
+        return literal_ids(self.tokenizer, text) if text else []
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True) if len(ids) else ""
@@ -509,12 +519,29 @@ class GemmaEngine:
     # -- prompt, generation, snapshots
 
     def prompt_ids(self, prefix: str, suffix: str) -> list[int]:
-        """The prompt's ids: the chat template's user turn when the tokenizer has one, else plain text."""
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": infill_instruction(prefix, suffix)}]
+        """The prompt's ids: the chat template's user turn when the tokenizer has one, else plain text.
+
+        The user's code is always encoded as text: a special-token string in it
+        (`<end_of_turn>` in a Gemma tokenizer's own source, say) must not end
+        the turn or start a new one.
+        """
+        request = infill_instruction(prefix, suffix)
+        if not getattr(self.tokenizer, "chat_template", None):
+            text = plain_prompt(prefix, suffix)
+            return self.tokenizer.encode(text, add_special_tokens=True, split_special_tokens=True)
+        template = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": CONTENT_SLOT}], tokenize=False, add_generation_prompt=True
+        )
+        if template.count(CONTENT_SLOT) != 1:  # a template that rewrites the content: take its text whole
+            messages = [{"role": "user", "content": request}]
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             return self.tokenizer.encode(text, add_special_tokens=False)
-        return self.tokenizer.encode(plain_prompt(prefix, suffix), add_special_tokens=True)
+        before, after = template.split(CONTENT_SLOT)
+        return (
+            self.tokenizer.encode(before, add_special_tokens=False)
+            + literal_ids(self.tokenizer, request)
+            + self.tokenizer.encode(after, add_special_tokens=False)
+        )
 
     def steps_per_canvas(self) -> int:
         if self.denoising_steps:

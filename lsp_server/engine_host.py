@@ -2,7 +2,8 @@
 
 Importing torch alone takes seconds; the server answers the handshake first
 and loads the model on a thread. A request that arrives meanwhile waits for
-the model up to a limit, then gets a clear "still loading" answer.
+the model up to a limit, then gets a clear "still loading" answer. `stage`
+says what the load is doing, for the editor's progress display.
 """
 
 from __future__ import annotations
@@ -31,18 +32,23 @@ class EngineHost:
         self.engine: Engine | None = None
         self.error: str | None = None
         self.started = time.monotonic()
+        self.seconds: float | None = None  # how long the load took, once it is over
+        self.stage = "starting"
         self.ready = threading.Event()
         self._thread = threading.Thread(target=self._load, name="unmask-load", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
         try:
+            self.stage = "importing torch"
             from diffusion.engine import Engine
 
+            self.stage = f"reading {self.model or 'the built-in model'}"
             log.info("loading model %s", self.model or "(built-in)")
             engine = Engine.load(self.model, self.device, self.dtype)
             choose = getattr(engine, "scorer_choice", None)  # DiffusionGemma scores inside transformers
             if choose is not None:  # on CUDA this compiles and races the fused kernel: now, not in a request
+                self.stage = f"preparing the scorer on {engine.device}"
                 log.info("steps scored by the %s", choose().reason)
             self.engine = engine
             log.info("model ready in %.1f s on %s", time.monotonic() - self.started, engine.device)
@@ -50,12 +56,22 @@ class EngineHost:
             log.exception("model failed to load")
             self.error = f"the model failed to load: {error}"
         finally:
+            self.seconds = time.monotonic() - self.started
+            self.stage = "failed" if self.error else "ready"
             self.ready.set()
 
     def status(self) -> str:
         if not self.ready.is_set():
             return "loading"
         return "failed" if self.error else "ready"
+
+    def outcome(self) -> str:
+        """One line on how the load ended (or that it has not)."""
+        if not self.ready.is_set():
+            return f"loading: {self.stage}"
+        if self.error or self.engine is None:
+            return str(self.error)
+        return f"model ready in {self.seconds or 0:.1f} s on {self.engine.device}"
 
     async def wait(self, timeout: float) -> Engine:
         await _wait_event(self.ready, timeout)

@@ -43,6 +43,8 @@ from lsp_server.scheduler import JobStopped, Outcome, Scheduler
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+PROGRESS_CREATE_SECONDS = 10.0  # how long the client may take to accept the load's progress token
+PROGRESS_POLL_SECONDS = 0.1
 
 
 class RequestFailed(JsonRpcException):
@@ -71,6 +73,7 @@ class Session:
     documents: DocumentStore = field(default_factory=DocumentStore)
     accepted: int = 0
     rejected: int = 0
+    tasks: set[asyncio.Future] = field(default_factory=set)  # kept referenced until they end
 
     @property
     def encoding(self) -> str:
@@ -148,6 +151,11 @@ def build_server(shared: Shared) -> Session:
             )
 
     # Document sync: our own store (see documents.py); pygls keeps a copy of its own we never read.
+    @server.feature(types.INITIALIZED)
+    def initialized(params: types.InitializedParams) -> None:
+        if wants_progress(client_capabilities(server)) and not shared.host.ready.is_set():
+            session.tasks.add(asyncio.ensure_future(report_loading(session)))
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
@@ -237,6 +245,41 @@ def build_server(shared: Shared) -> Session:
         }
 
     return session
+
+
+def client_capabilities(server: LanguageServer) -> types.ClientCapabilities | None:
+    return getattr(server.protocol, "client_capabilities", None)
+
+
+def wants_progress(capabilities: types.ClientCapabilities | None) -> bool:
+    """Whether the client shows server-initiated `$/progress` (LSP's `window.workDoneProgress`)."""
+    window = capabilities.window if capabilities is not None else None
+    return bool(window and window.work_done_progress)
+
+
+async def report_loading(session: Session) -> None:
+    """The model's load as a standard work-done progress: begin, one report per stage, end.
+
+    Any LSP client shows it (Neovim's `vim.lsp.status()`, VS Code's progress
+    notification) without knowing `unmask/status`. A client that refuses the
+    token, or never answers, gets no progress and loses nothing else.
+    """
+    host = session.shared.host
+    progress = session.server.work_done_progress
+    token = f"unmask-load-{session.connection}"
+    try:
+        await asyncio.wait_for(progress.create_async(token), PROGRESS_CREATE_SECONDS)
+    except Exception as error:  # refused, unanswered or disconnected: the load goes on regardless
+        log.info("no load progress for connection %d: %r", session.connection, error)
+        return
+    stage = host.stage
+    progress.begin(token, types.WorkDoneProgressBegin(title="unmask", message=stage, cancellable=False))
+    while not host.ready.is_set():
+        await asyncio.sleep(PROGRESS_POLL_SECONDS)
+        if host.stage != stage and not host.ready.is_set():
+            stage = host.stage
+            progress.report(token, types.WorkDoneProgressReport(message=stage))
+    progress.end(token, types.WorkDoneProgressEnd(message=host.outcome()))
 
 
 async def run_command(session: Session, mode: str, arguments: list[Any]):

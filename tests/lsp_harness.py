@@ -101,6 +101,8 @@ class Client:
     previews: list[dict[str, Any]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     applied_edits: list[dict[str, Any]] = field(default_factory=list)  # workspace/applyEdit params
+    progress: list[tuple[str, Any]] = field(default_factory=list)  # ("create", token), ("begin", value), ...
+    refuse_progress: bool = False  # answer window/workDoneProgress/create with an error
 
     async def wait_for_preview(self, predicate, timeout: float = 60) -> dict[str, Any]:
         async def poll():
@@ -117,12 +119,13 @@ class Client:
         return [p for p in self.previews if p["id"] == request_id]
 
     async def initialize(
-        self, encoding: str = "utf-16", options: dict | None = None
+        self, encoding: str = "utf-16", options: dict | None = None, progress: bool = False
     ) -> types.InitializeResult:
         result = await self.lsp.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(
-                    general=types.GeneralClientCapabilities(position_encodings=[encoding])
+                    general=types.GeneralClientCapabilities(position_encodings=[encoding]),
+                    window=types.WindowClientCapabilities(work_done_progress=progress),
                 ),
                 initialization_options=options or {},
             )
@@ -191,6 +194,21 @@ async def connect(kind: str, daemon: Daemon | None = None, model: str | None = N
     @lsp.feature(types.WINDOW_SHOW_MESSAGE)
     def on_message(params):
         pass
+
+    @lsp.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def on_progress_create(params):
+        client.progress.append(("create", params.token))
+        client.arrived.set()
+        if client.refuse_progress:
+            raise RuntimeError("this client shows no progress")
+
+    @lsp.feature(types.PROGRESS)
+    def on_progress(params):
+        value = to_plain(params.value) if hasattr(params.value, "_asdict") else params.value
+        if not isinstance(value, dict):
+            value = lsp.protocol._converter.unstructure(value)
+        client.progress.append((value["kind"], value))
+        client.arrived.set()
 
     @lsp.feature(types.WORKSPACE_APPLY_EDIT)
     def on_apply_edit(params):

@@ -265,6 +265,24 @@ def test_chat_template_is_used_when_present(tmp_path):
     assert plain.tokenizer.decode(plain.prompt_ids("p", "s")) == "<bos>" + plain_prompt("p", "s")
 
 
+def test_special_token_strings_in_the_code_are_plain_text(tmp_path):
+    """Code that mentions `<end_of_turn>` or `<bos>` must not end the user turn or start a new one."""
+    prefix, suffix = "END = '<end_of_turn>'\nSTART = '<bos>'\n", "\n"
+    chat = load_gemma(write_tiny(tmp_path / "chat", chat_template=TEMPLATE), denoising_steps=2)
+    plain = load_gemma(write_tiny(tmp_path / "plain"), denoising_steps=2)
+    for engine, turn_ends in ((chat, 1), (plain, 0)):
+        ids = engine.prompt_ids(prefix, suffix)
+        specials = engine.tokenizer.convert_tokens_to_ids(["<bos>", "<end_of_turn>"])
+        assert ids.count(specials[0]) == 1 and ids[0] == specials[0]  # the template's own bos only
+        assert ids.count(specials[1]) == turn_ends  # the template's end of turn only
+        assert prefix in engine.tokenizer.decode(ids)  # the code is all there, as text
+        assert engine.codec.encode("<bos>") == engine.codec.encode("<b") + engine.codec.encode("os>")
+    # the user turn is encoded as if the template had been rendered with the code in it
+    text = chat.tokenizer.decode(chat.prompt_ids("p", "s"))
+    messages = [{"role": "user", "content": infill_instruction("p", "s")}]
+    assert text == chat.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 # ---------------------------------------------------------------- prompt and answer, pure
 
 

@@ -223,6 +223,46 @@ async def test_initialize_is_answered_before_the_model_is_loaded():
         assert status.model in ("loading", "ready")
 
 
+async def test_the_model_load_is_reported_as_standard_progress():
+    """A client that shows `$/progress` sees the load begin, its stages, and how it ended."""
+    async with connect("stdio") as client:
+        await asyncio.wait_for(client.initialize(progress=True), 20)
+        await asyncio.wait_for(_until(lambda: any(k == "end" for k, _ in client.progress), client), 120)
+        kinds = [kind for kind, _ in client.progress]
+        assert kinds[0] == "create" and kinds[1] == "begin" and kinds[-1] == "end"
+        assert set(kinds[2:-1]) <= {"report"}
+        begin, end = client.progress[1][1], client.progress[-1][1]
+        assert begin["title"] == "unmask" and begin["message"]
+        assert end["message"].startswith("model ready in ") and end["message"].endswith(" on cpu")
+        status = await client.request("unmask/status", {}, "status")
+        assert status.model == "ready"
+
+
+async def test_a_client_that_refuses_progress_is_served_all_the_same():
+    async with connect("stdio") as client:
+        client.refuse_progress = True
+        await asyncio.wait_for(client.initialize(progress=True), 20)
+        client.open(URI, SOURCE)
+        response = await asyncio.wait_for(client.inline_completion(URI, RETURN_LINE, 11, "after"), 120)
+        assert response.items and response.items[0].insert_text
+        assert [kind for kind, _ in client.progress] == ["create"]  # nothing sent on a refused token
+
+
+async def test_no_progress_once_the_model_is_loaded():
+    daemon = await start_daemon("tcp")
+    try:
+        async with connect("tcp", daemon) as first:
+            await first.initialize()
+            first.open(URI, SOURCE)
+            await asyncio.wait_for(first.inline_completion(URI, RETURN_LINE, 11, "warm"), 120)
+        async with connect("tcp", daemon) as second:
+            await second.initialize(progress=True)
+            status = await second.request("unmask/status", {}, "status")
+            assert status.model == "ready" and second.progress == []
+    finally:
+        await daemon.stop()
+
+
 async def test_utf8_position_encoding_is_negotiated():
     async with connect("stdio") as client:
         result = await client.initialize(encoding="utf-8")
