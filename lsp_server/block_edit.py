@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from lsp_server.protocol import (
     REWRITE_COMMAND,
     SUGGEST_COMMAND,
     BlockEditRequest,
-    ParamsError,
+    Unservable,
     lsp_range,
 )
 from lsp_server.regions import pick_rewrite, rank_candidates
@@ -88,7 +88,19 @@ def suggest_work(engine: Engine, prefix: str, block: str, suffix: str) -> Iterat
         yield from engine.repair(prefix, block, suffix, remask)
 
 
-def code_actions(uri: str, range_: types.Range) -> list[types.CodeAction]:
+ACTION_KIND = types.CodeActionKind.RefactorRewrite
+
+
+def offers(only: Sequence[str] | None, kind: str = ACTION_KIND) -> bool:
+    """Whether a code action of `kind` is among those asked for (`context.only`, kinds nest by dots)."""
+    return only is None or any(kind == asked or kind.startswith(f"{asked}.") for asked in only)
+
+
+def code_actions(
+    uri: str, range_: types.Range, literals: bool = True
+) -> list[types.CodeAction | types.Command]:
+    """The rewrite and suggest actions for a range: CodeAction literals, or bare commands for a
+    client that does not declare `codeActionLiteralSupport`."""
     argument = {
         "textDocument": {"uri": uri},
         "range": {
@@ -96,17 +108,16 @@ def code_actions(uri: str, range_: types.Range) -> list[types.CodeAction]:
             "end": {"line": range_.end.line, "character": range_.end.character},
         },
     }
-    return [
-        types.CodeAction(
-            title=title,
-            kind=types.CodeActionKind.RefactorRewrite,
-            command=types.Command(title=title, command=command, arguments=[argument]),
-        )
+    commands = [
+        types.Command(title=title, command=command, arguments=[argument])
         for title, command in (
             ("unmask: rewrite block", REWRITE_COMMAND),
             ("unmask: suggest edits", SUGGEST_COMMAND),
         )
     ]
+    if not literals:
+        return list(commands)
+    return [types.CodeAction(title=c.title, kind=ACTION_KIND, command=c) for c in commands]
 
 
 def edit_json(document: DocumentSnapshot, hunk: Hunk, score: float) -> dict[str, Any]:
@@ -126,11 +137,11 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
         start, end = end, start
     region = pick_rewrite(document.text, start, end, document.language)
     if region is None:
-        raise ParamsError("no block to edit at this position")
+        raise Unservable("no block to edit at this position")
     settings = session.settings
     engine = await session.shared.host.wait(settings.load_wait_seconds)
     if request.mode == "suggest" and not getattr(engine, "supports_suggest", True):
-        raise ParamsError("suggest mode needs a masked model; this model only rewrites and infills")
+        raise Unservable("suggest mode needs a masked model; this model only rewrites and infills")
     block = document.text[region.start : region.end]
     ending = line_ending(document.text)
     # The engine sees `\n` endings; its texts come back in the document's (see `_edits`).
@@ -139,7 +150,7 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     tokens = engine.count_tokens(model_block)
     limit = engine.settings.max_span
     if tokens > limit:
-        raise ParamsError(
+        raise Unservable(
             f"the block is {tokens} tokens; this model edits at most {limit} (select a smaller range)"
         )
     count = request.alternatives or settings.alternatives

@@ -137,6 +137,12 @@ class DocumentStore:
         self._documents[uri] = replace(document, lines=lines, version=version, out_of_sync=problem)
         return None if problem is None or problem == document.out_of_sync else f"unmask: {uri}: {problem}"
 
+    def lose_sync(self, uri: str, reason: str) -> None:
+        """Mark an open document's copy untrustworthy (a change was lost) until the client resends it."""
+        document = self._documents.get(uri)
+        if document is not None and document.out_of_sync is None:
+            self._documents[uri] = replace(document, out_of_sync=reason)
+
     def close(self, uri: str) -> None:
         self._documents.pop(uri, None)
         self._checked.pop(uri, None)

@@ -7,7 +7,7 @@ a standard inline completion item.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -15,7 +15,8 @@ from lsprotocol import types
 from diffusion.engine import Candidate, InfillAsk, Segment
 from diffusion.length import candidate_lengths
 from lsp_server.line_endings import candidate_for_document, for_model, line_ending
-from lsp_server.protocol import lsp_range
+from lsp_server.positions import Point
+from lsp_server.protocol import ParamsError, lsp_range
 from lsp_server.regions import InfillRegion, pick_infill
 from lsp_server.scheduler import Batchable
 from lsp_server.streaming import stream_previews
@@ -54,20 +55,53 @@ def shape(candidate: Candidate, region: InfillRegion) -> Candidate:
     return clip_to_line(candidate) if region.shape == "single-line" else candidate
 
 
-async def run(session: Session, uri: str, line: int, character: int) -> types.InlineCompletionList:
+def led_by(candidate: Candidate, lead: str) -> Candidate:
+    """`candidate` with `lead` (text already there for the client) as its first, resolved run."""
+    if not lead:
+        return candidate
+    return replace(candidate, segments=(Segment(lead, True, 0), *candidate.segments))
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The client's completion-menu item: the answer must extend `text` and replace `range`."""
+
+    start: Point
+    end: Point
+    text: str
+
+
+async def run(
+    session: Session, uri: str, line: int, character: int, selected: Selected | None = None
+) -> types.InlineCompletionList:
     document = session.snapshot(uri)
-    offset = document.offset(line, character)
-    region = pick_infill(document.text, offset, document.language) or InfillRegion(
-        offset, offset, "single-line", ""
-    )
+    if selected is None:
+        text, offset, lead = document.text, document.offset(line, character), ""
+    else:
+        # Infill as if the menu's item were accepted: the document with `text` in its range.
+        start = document.offset(selected.start.line, selected.start.character)
+        end = document.offset(selected.end.line, selected.end.character)
+        if end < start:
+            raise ParamsError("selectedCompletionInfo.range ends before it starts")
+        text = document.text[:start] + selected.text + document.text[end:]
+        offset, lead = start + len(selected.text), selected.text
+    region = pick_infill(text, offset, document.language) or InfillRegion(offset, offset, "single-line", "")
     settings = session.settings
     single = region.shape == "single-line"
     lengths = candidate_lengths(settings.single_line_tokens if single else settings.multi_line_tokens, single)
     engine = await session.shared.host.wait(settings.load_wait_seconds)
-    ending = line_ending(document.text)
-    prefix, suffix = for_model(document.text[: region.start]), for_model(document.text[region.end :])
-    start, end = document.point(region.start), document.point(region.end)
-    range_ = lsp_range(start, end)
+    ending = line_ending(text)
+    prefix, suffix = for_model(text[: region.start]), for_model(text[region.end :])
+    if selected is None:
+        range_ = lsp_range(document.point(region.start), document.point(region.end))
+    else:  # the item replaces the menu item's range (LSP: "must use the same range")
+        range_ = lsp_range(
+            (selected.start.line, selected.start.character), (selected.end.line, selected.end.character)
+        )
+
+    def shown(candidate: Candidate) -> Candidate:
+        return led_by(candidate_for_document(shape(candidate, region), ending), lead)
+
     last = await stream_previews(
         session,
         uri,
@@ -75,15 +109,18 @@ async def run(session: Session, uri: str, line: int, character: int) -> types.In
         range_,
         "infill",
         lambda: engine.infill(prefix, suffix, lengths),
-        lambda snapshot: candidate_for_document(shape(snapshot.previewed, region), ending),
+        lambda snapshot: shown(snapshot.previewed),
         infill_batch(engine, prefix, suffix, lengths),
     )
     assert last is not None and last.final
-    text = candidate_for_document(shape(last.best, region), ending).text
-    if not text:
+    answer = shown(last.best).text
+    if answer == lead:  # nothing beyond what the client shows already
         return types.InlineCompletionList(items=[])
     item = types.InlineCompletionItem(
-        insert_text=text,
-        range=types.Range(types.Position(*start), types.Position(*end)),
+        insert_text=answer,
+        range=types.Range(
+            types.Position(range_["start"]["line"], range_["start"]["character"]),
+            types.Position(range_["end"]["line"], range_["end"]["character"]),
+        ),
     )
     return types.InlineCompletionList(items=[item])

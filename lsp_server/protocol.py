@@ -24,7 +24,11 @@ MODES = ("rewrite", "suggest")
 
 
 class ParamsError(ValueError):
-    """Parameters a client sent that cannot be served, with the reason."""
+    """Parameters that are malformed (JSON-RPC's InvalidParams), with the reason."""
+
+
+class Unservable(ValueError):
+    """Well-formed parameters that this server cannot serve here (LSP's RequestFailed), with the reason."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,15 @@ class Settings:
 
     @classmethod
     def from_options(cls, options: Any) -> tuple[Settings, list[str]]:
-        """Settings from `initializationOptions`; a bad value is reported and defaulted."""
+        """Settings from `initializationOptions`; a bad value is reported and defaulted.
+
+        A client that sends no options at all is a generic LSP client that does
+        not know `unmask/preview`: it gets no previews (one notification per
+        denoising step it would only log as unknown) unless it asks for them.
+        """
         problems: list[str] = []
+        if options is None:
+            return cls(previews=False), problems
         if not isinstance(options, Mapping):
             if options is not None:
                 problems.append(f"initializationOptions should be an object, got {type(options).__name__}")

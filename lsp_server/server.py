@@ -26,6 +26,7 @@ from pygls.lsp.server import LanguageServer
 from lsp_server import block_edit, infill_request
 from lsp_server.documents import Change, DocumentError, DocumentStore, Stamp
 from lsp_server.engine_host import EngineHost, ModelUnavailable
+from lsp_server.lifecycle import UnmaskProtocol
 from lsp_server.positions import Point, PositionError
 from lsp_server.protocol import (
     BLOCK_EDIT,
@@ -37,6 +38,7 @@ from lsp_server.protocol import (
     SUGGEST_COMMAND,
     ParamsError,
     Settings,
+    Unservable,
     parse_block_edit,
 )
 from lsp_server.scheduler import JobStopped, Outcome, Scheduler
@@ -80,7 +82,8 @@ class Session:
         # Negotiated in `initialize`; before it, the LSP default.
         capabilities = getattr(self.server.protocol, "server_capabilities", None)
         encoding = capabilities.position_encoding if capabilities is not None else None
-        return str(encoding or "utf-16")
+        # pygls's default is the enum member, whose str() is "PositionEncodingKind.Utf16".
+        return str(getattr(encoding, "value", encoding) or "utf-16")
 
     def snapshot(self, uri: str):
         return self.documents.snapshot(uri, self.encoding, self.settings.max_document_bytes)
@@ -91,6 +94,13 @@ class Session:
     def preview(self, params: dict[str, Any]) -> None:
         if self.settings.previews:
             self.server.protocol.notify(PREVIEW, params)
+
+    def keep(self, awaitable) -> asyncio.Future:
+        """Run `awaitable` as a task held until it ends (the loop keeps only weak references)."""
+        task = asyncio.ensure_future(awaitable)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     @property
     def request_id(self) -> Any:
@@ -106,8 +116,10 @@ def as_rpc_error(error: Exception) -> Exception:
         if outcome is Outcome.STALE:
             return JsonRpcContentModified(f"unmask: {error.end.message}; ask again for the new version")
         return RequestFailed(f"unmask: {error.end.message}")
-    if isinstance(error, ParamsError | PositionError | DocumentError):
+    if isinstance(error, ParamsError | PositionError):
         return JsonRpcInvalidParams(f"unmask: {error}")
+    if isinstance(error, Unservable | DocumentError):
+        return RequestFailed(f"unmask: {error}")
     if isinstance(error, ModelUnavailable):
         return RequestFailed(str(error))
     return error
@@ -116,7 +128,7 @@ def as_rpc_error(error: Exception) -> Exception:
 async def guarded(coroutine):
     try:
         return await coroutine
-    except (JobStopped, ParamsError, PositionError, DocumentError, ModelUnavailable) as error:
+    except (JobStopped, ParamsError, Unservable, PositionError, DocumentError, ModelUnavailable) as error:
         raise as_rpc_error(error) from None
 
 
@@ -134,8 +146,9 @@ def ignore(*args: Any, **kwargs: Any) -> None:
 
 
 def build_server(shared: Shared) -> Session:
-    server = LanguageServer("unmask", VERSION)
+    server = LanguageServer("unmask", VERSION, protocol_cls=UnmaskProtocol)
     session = Session(server=server, shared=shared, connection=next(shared.connections))
+    server.protocol.on_lost_change = session.documents.lose_sync
 
     @server.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:
@@ -154,7 +167,7 @@ def build_server(shared: Shared) -> Session:
     @server.feature(types.INITIALIZED)
     def initialized(params: types.InitializedParams) -> None:
         if wants_progress(client_capabilities(server)) and not shared.host.ready.is_set():
-            session.tasks.add(asyncio.ensure_future(report_loading(session)))
+            session.keep(report_loading(session))
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
@@ -188,10 +201,19 @@ def build_server(shared: Shared) -> Session:
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams):
-        return await guarded(
-            infill_request.run(
-                session, params.text_document.uri, params.position.line, params.position.character
+        info = params.context.selected_completion_info
+        selected = (
+            None
+            if info is None
+            else infill_request.Selected(
+                Point(info.range.start.line, info.range.start.character),
+                Point(info.range.end.line, info.range.end.character),
+                info.text,
             )
+        )
+        position = params.position
+        return await guarded(
+            infill_request.run(session, params.text_document.uri, position.line, position.character, selected)
         )
 
     @server.feature(BLOCK_EDIT)
@@ -207,7 +229,18 @@ def build_server(shared: Shared) -> Session:
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite]),
     )
     def code_action(params: types.CodeActionParams):
-        return block_edit.code_actions(params.text_document.uri, params.range)
+        uri = params.text_document.uri
+        if not block_edit.offers(params.context.only):
+            return []
+        try:
+            session.snapshot(uri)  # an unknown, binary or oversized document has nothing to offer
+        except DocumentError:
+            return []
+        capabilities = client_capabilities(server)
+        text_document = capabilities.text_document if capabilities is not None else None
+        code_action_caps = text_document.code_action if text_document is not None else None
+        literals = bool(code_action_caps and code_action_caps.code_action_literal_support)
+        return block_edit.code_actions(uri, params.range, literals)
 
     # Variadic: pygls structures each argument into the matching parameter's type, so a
     # single `list` parameter would receive the first argument's keys, not the arguments.
@@ -282,8 +315,25 @@ async def report_loading(session: Session) -> None:
     progress.end(token, types.WorkDoneProgressEnd(message=host.outcome()))
 
 
+def follow_cancellation(session: Session) -> None:
+    """Cancel the running task when its request is cancelled.
+
+    pygls runs a command's handler as a task of its own under another id, so
+    `$/cancelRequest` (or `shutdown`) for the command would only cancel the
+    outer request and leave the denoising, and its edit, to go on.
+    """
+    protocol = session.server.protocol
+    outer = protocol._request_futures.get(protocol.msg_id)
+    task = asyncio.current_task()
+    if outer is None or task is None or outer is task:
+        return
+    loop = asyncio.get_running_loop()
+    outer.add_done_callback(lambda done: loop.call_soon_threadsafe(task.cancel) if done.cancelled() else None)
+
+
 async def run_command(session: Session, mode: str, arguments: list[Any]):
     """`workspace/executeCommand`: compute the block edit, apply the best through the client."""
+    follow_cancellation(session)
     arguments = to_plain(arguments) or []
     if not arguments or not isinstance(arguments[0], dict):
         raise JsonRpcInvalidParams(f"unmask: {mode} expects one argument {{textDocument, range|position}}")
@@ -293,24 +343,62 @@ async def run_command(session: Session, mode: str, arguments: list[Any]):
         raise as_rpc_error(error) from None
     result = await guarded(block_edit.run(session, request))
     if result["edits"]:
-        best = result["edits"][0]
+        apply_edit(session, request.uri, result["edits"][0])
+    return result
+
+
+def apply_edit(session: Session, uri: str, edit: dict[str, Any]) -> None:
+    """Ask the client to apply `edit`, in the form it supports; tell the user when it does not."""
+    server = session.server
+    capabilities = client_capabilities(server)
+    workspace = capabilities.workspace if capabilities is not None else None
+    if not (workspace and workspace.apply_edit):
+        server.window_show_message(
+            types.ShowMessageParams(
+                types.MessageType.Warning,
+                "unmask: this editor does not accept edits from the server (workspace/applyEdit); "
+                "use unmask/blockEdit and apply its edits yourself",
+            )
+        )
+        return
+    text_edit = types.TextEdit(
+        range=server.protocol._converter.structure(edit["range"], types.Range), new_text=edit["newText"]
+    )
+    versioned = bool(workspace.workspace_edit and workspace.workspace_edit.document_changes)
+    workspace_edit = (
         # Versioned, so the client refuses the edit if the document moved on meanwhile.
-        edit = types.WorkspaceEdit(
+        types.WorkspaceEdit(
             document_changes=[
                 types.TextDocumentEdit(
                     text_document=types.OptionalVersionedTextDocumentIdentifier(
-                        uri=request.uri, version=best["version"]
+                        uri=uri, version=edit["version"]
                     ),
-                    edits=[
-                        types.TextEdit(
-                            range=session.server.protocol._converter.structure(best["range"], types.Range),
-                            new_text=best["newText"],
-                        )
-                    ],
+                    edits=[text_edit],
                 )
             ]
         )
-        asyncio.ensure_future(
-            session.server.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit))
-        )
-    return result
+        if versioned
+        # Unversioned: sent only while the server's copy is still the version the edit was made for.
+        else types.WorkspaceEdit(changes={uri: [text_edit]})
+    )
+    if not versioned and (session.documents.stamp(uri) or (0, None))[1] != edit["version"]:
+        return  # an unversioned edit would land on other text
+
+    def answered(future: asyncio.Future) -> None:
+        problem = None
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            problem = f"the editor failed to apply the edit: {future.exception()}"
+        elif not future.result().applied:
+            problem = (
+                f"the editor did not apply the edit: {future.result().failure_reason or 'no reason given'}"
+            )
+        if problem:
+            log.warning(problem)
+            server.window_show_message(
+                types.ShowMessageParams(types.MessageType.Warning, f"unmask: {problem}")
+            )
+
+    params = types.ApplyWorkspaceEditParams(edit=workspace_edit)
+    session.keep(server.workspace_apply_edit_async(params)).add_done_callback(answered)

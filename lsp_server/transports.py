@@ -22,6 +22,7 @@ from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.protocol import JsonRPCProtocol
 
 from lsp_server.engine_host import EngineHost
+from lsp_server.lifecycle import UnmaskProtocol, with_params
 from lsp_server.server import Session, Shared, build_server
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,21 @@ def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
         msg_id = raw.get("id") if isinstance(raw, dict) else None
         send_error(protocol, msg_id, -32600, "unmask: invalid request, expected a JSON-RPC 2.0 object")
         return
+    raw = with_params(raw)
+    is_request = "id" in raw and "method" in raw
+    if is_request and isinstance(protocol, UnmaskProtocol) and (problem := protocol.refuse(raw)):
+        send_error(protocol, raw["id"], *problem)
+        return
     try:
         message = protocol.structure_message(raw)
     except Exception as error:
-        if "id" in raw and "method" in raw:
-            reason = error.__cause__ or error
+        reason = error.__cause__ or error
+        if is_request:
             send_error(protocol, raw["id"], -32602, f"unmask: invalid params for {raw['method']}: {reason}")
         else:
             log.warning("dropping malformed notification %s: %s", raw.get("method"), error)
+            if isinstance(protocol, UnmaskProtocol):
+                protocol.lost_notification(raw, f"a malformed {raw.get('method')} was dropped ({reason})")
         return
     protocol.handle_message(message)
 
@@ -154,7 +162,9 @@ async def serve_ws(shared: Shared, host: str, port: int) -> None:
     async def on_connect(websocket) -> None:
         session = build_server(shared)
         protocol = session.server.protocol
-        protocol.set_writer(NonBlockingClose(websocket.send, websocket.close), include_headers=False)
+        # Text frames: a browser client (vscode-ws-jsonrpc) JSON-parses `event.data`, a Blob for binary.
+        send = NonBlockingClose(lambda data: websocket.send(data.decode("utf-8")), websocket.close)
+        protocol.set_writer(send, include_headers=False)
 
         async def read() -> None:
             while True:

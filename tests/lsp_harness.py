@@ -103,6 +103,10 @@ class Client:
     applied_edits: list[dict[str, Any]] = field(default_factory=list)  # workspace/applyEdit params
     progress: list[tuple[str, Any]] = field(default_factory=list)  # ("create", token), ("begin", value), ...
     refuse_progress: bool = False  # answer window/workDoneProgress/create with an error
+    messages: list[tuple[int, str]] = field(default_factory=list)  # window/showMessage (type, text)
+    apply_result: types.ApplyWorkspaceEditResult = field(
+        default_factory=lambda: types.ApplyWorkspaceEditResult(applied=True)
+    )
 
     async def wait_for_preview(self, predicate, timeout: float = 60) -> dict[str, Any]:
         async def poll():
@@ -119,15 +123,39 @@ class Client:
         return [p for p in self.previews if p["id"] == request_id]
 
     async def initialize(
-        self, encoding: str = "utf-16", options: dict | None = None, progress: bool = False
+        self,
+        encoding: str | None = "utf-16",
+        options: dict | None = None,
+        no_options: bool = False,
+        progress: bool = False,
+        capabilities: types.ClientCapabilities | None = None,
     ) -> types.InitializeResult:
+        """`initialize`, then `initialized`. By default the client declares what Neovim and
+        VS Code do: edits from the server (versioned), code action literals, `encoding`."""
+        if capabilities is None:
+            capabilities = types.ClientCapabilities(
+                general=types.GeneralClientCapabilities(
+                    position_encodings=[encoding] if encoding is not None else None
+                ),
+                window=types.WindowClientCapabilities(work_done_progress=progress),
+                workspace=types.WorkspaceClientCapabilities(
+                    apply_edit=True,
+                    workspace_edit=types.WorkspaceEditClientCapabilities(document_changes=True),
+                ),
+                text_document=types.TextDocumentClientCapabilities(
+                    code_action=types.CodeActionClientCapabilities(
+                        code_action_literal_support=types.ClientCodeActionLiteralOptions(
+                            code_action_kind=types.ClientCodeActionKindOptions(
+                                value_set=[types.CodeActionKind.RefactorRewrite]
+                            )
+                        )
+                    )
+                ),
+            )
         result = await self.lsp.initialize_async(
             types.InitializeParams(
-                capabilities=types.ClientCapabilities(
-                    general=types.GeneralClientCapabilities(position_encodings=[encoding]),
-                    window=types.WindowClientCapabilities(work_done_progress=progress),
-                ),
-                initialization_options=options or {},
+                capabilities=capabilities,
+                initialization_options=None if no_options else (options or {}),
             )
         )
         self.lsp.initialized(types.InitializedParams())
@@ -193,7 +221,8 @@ async def connect(kind: str, daemon: Daemon | None = None, model: str | None = N
 
     @lsp.feature(types.WINDOW_SHOW_MESSAGE)
     def on_message(params):
-        pass
+        client.messages.append((int(params.type), params.message))
+        client.arrived.set()
 
     @lsp.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
     def on_progress_create(params):
@@ -214,7 +243,7 @@ async def connect(kind: str, daemon: Daemon | None = None, model: str | None = N
     def on_apply_edit(params):
         client.applied_edits.append(lsp.protocol._converter.unstructure(params))
         client.arrived.set()
-        return types.ApplyWorkspaceEditResult(applied=True)
+        return client.apply_result
 
     if kind == "stdio":
         await lsp.start_io(*server_command(model=model))

@@ -65,6 +65,8 @@ async def test_malformed_json_on_the_websocket_gets_a_parse_error():
             assert reply["error"]["code"] == -32700
             reply = await raw_ws_exchange(websocket, b"[1, 2, 3]")
             assert reply["error"]["code"] == -32600
+            initialize = {"jsonrpc": "2.0", "id": 6, "method": "initialize", "params": {"capabilities": {}}}
+            assert "result" in await raw_ws_exchange(websocket, json.dumps(initialize).encode())
             bad_params = {
                 "jsonrpc": "2.0",
                 "id": 7,

@@ -286,7 +286,8 @@ async def test_a_client_that_disconnects_mid_stream_has_its_job_cancelled():
         def send(message: dict) -> None:
             writer.write(frame(json.dumps(message).encode()))
 
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
+        init = {"capabilities": {}, "initializationOptions": {"previews": True}}
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
         send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
         item = {"uri": URI, "languageId": "python", "version": 1, "text": SOURCE}
         send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": item}})

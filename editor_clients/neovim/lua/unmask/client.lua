@@ -159,10 +159,9 @@ function M.start()
   local capabilities = vim.lsp.protocol.make_client_capabilities()
   capabilities.general = capabilities.general or {}
   capabilities.general.positionEncodings = { 'utf-8', 'utf-16' }
-  local init_options = opts.init_options
-  if init_options ~= nil and next(init_options) == nil then
-    init_options = nil -- an empty Lua table would go out as a JSON list
-  end
+  -- Never empty (an empty Lua table would go out as a JSON list), and `previews` said
+  -- outright: the server sends none to a client that sends no options.
+  local init_options = vim.tbl_extend('keep', opts.init_options or {}, { previews = true })
   local lsp_config = {
     name = 'unmask',
     cmd = cmd,

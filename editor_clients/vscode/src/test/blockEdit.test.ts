@@ -182,7 +182,7 @@ test('server errors: cancelled is silent, content-modified warns, others are sho
     failure = rpcError(-32801, 'modified');
     await controller.run(asEditor(editor), 'rewrite');
     assert.equal(stub.messages.at(-1)!.level, 'warning');
-    failure = rpcError(-32602, 'unmask: no block to edit at this position');
+    failure = rpcError(-32803, 'unmask: no block to edit at this position');
     await controller.run(asEditor(editor), 'suggest');
     assert.deepEqual(stub.messages.at(-1), { level: 'error', text: 'unmask: unmask: no block to edit at this position' });
     assert.equal(controller.current, undefined);

@@ -1,0 +1,81 @@
+"""The connection rules of LSP's base protocol that pygls leaves to the server.
+
+- The lifecycle: a request before `initialize` is answered -32002
+  (ServerNotInitialized), a second `initialize` and any request after
+  `shutdown` -32600 (InvalidRequest); pygls would serve the first, renegotiate
+  on the second and leave the client of the third waiting forever.
+- JSON-RPC's params "may be omitted": an absent `params` is read as null
+  rather than refused (Neovim's `client:request(method)` omits it).
+- Bookkeeping: pygls files every handler's future under an id and forgets
+  only those of requests, so a long session kept one future per keystroke;
+  here every future is forgotten once it is done.
+
+`refusal` is the rule as a pure function; `UnmaskProtocol` applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lsprotocol import types
+from pygls.protocol import LanguageServerProtocol
+
+SERVER_NOT_INITIALIZED = -32002
+INVALID_REQUEST = -32600
+
+
+def refusal(method: str, initialized: bool, shut_down: bool) -> tuple[int, str] | None:
+    """The error a request for `method` gets in this state of the connection, or None to serve it."""
+    if shut_down:
+        return INVALID_REQUEST, f"unmask: {method} after shutdown; the server only accepts exit now"
+    if method == types.INITIALIZE:
+        return (INVALID_REQUEST, "unmask: initialize may only be sent once") if initialized else None
+    if not initialized:
+        return SERVER_NOT_INITIALIZED, f"unmask: {method} before initialize; initialize first"
+    return None
+
+
+def with_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """The message with an omitted `params` spelled out as null (JSON-RPC lets it be left out)."""
+    return raw if "params" in raw or "method" not in raw else {**raw, "params": None}
+
+
+class UnmaskProtocol(LanguageServerProtocol):
+    """pygls's protocol with the lifecycle kept and every handler's future forgotten when done."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initialize_received = False
+        # Called with the uri of a `didChange` too malformed to apply: the server's copy has
+        # missed an edit, so later ranged edits must not be applied to it.
+        self.on_lost_change: Callable[[str, str], None] | None = None
+
+    def refuse(self, raw: dict[str, Any]) -> tuple[int, str] | None:
+        """What a request (`raw` has an id and a method) is answered instead of being served."""
+        problem = refusal(str(raw["method"]), self.initialize_received, self._shutdown)
+        if problem is None and raw["method"] == types.INITIALIZE:
+            self.initialize_received = True
+        return problem
+
+    def lost_notification(self, raw: dict[str, Any], reason: str) -> None:
+        """A notification that could not be read; a lost `didChange` leaves its document out of sync."""
+        params = raw.get("params")
+        document = params.get("textDocument") if isinstance(params, dict) else None
+        uri = document.get("uri") if isinstance(document, dict) else None
+        if (
+            raw.get("method") == types.TEXT_DOCUMENT_DID_CHANGE
+            and isinstance(uri, str)
+            and self.on_lost_change
+        ):
+            self.on_lost_change(uri, reason)
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None) -> None:
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done: self._forget(msg_id, done))
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]

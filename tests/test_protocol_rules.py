@@ -1,0 +1,87 @@
+"""The protocol's pure rules: lifecycle, omitted params, settings, code action kinds, led answers."""
+
+from __future__ import annotations
+
+import pytest
+from lsprotocol import types
+
+from diffusion.engine import Candidate, Segment
+from lsp_server.block_edit import code_actions, offers
+from lsp_server.infill_request import led_by
+from lsp_server.lifecycle import INVALID_REQUEST, SERVER_NOT_INITIALIZED, refusal, with_params
+from lsp_server.protocol import Settings
+
+
+@pytest.mark.parametrize(
+    ("method", "initialized", "shut_down", "code"),
+    [
+        ("initialize", False, False, None),
+        ("initialize", True, False, INVALID_REQUEST),  # only once
+        ("textDocument/inlineCompletion", False, False, SERVER_NOT_INITIALIZED),
+        ("shutdown", False, False, SERVER_NOT_INITIALIZED),
+        ("unmask/status", True, False, None),
+        ("unmask/status", True, True, INVALID_REQUEST),  # nothing after shutdown
+        ("shutdown", True, True, INVALID_REQUEST),
+        ("initialize", False, True, INVALID_REQUEST),
+    ],
+)
+def test_lifecycle(method, initialized, shut_down, code):
+    problem = refusal(method, initialized, shut_down)
+    assert (problem[0] if problem else None) == code
+    if problem:
+        assert method in problem[1] or "once" in problem[1]
+
+
+def test_omitted_params_are_null_and_present_ones_kept():
+    assert with_params({"id": 1, "method": "unmask/status"})["params"] is None
+    assert with_params({"id": 1, "method": "m", "params": {"a": 1}})["params"] == {"a": 1}
+    assert "params" not in with_params({"id": 1, "result": None})  # a response has none
+
+
+def test_a_client_without_options_gets_no_previews():
+    assert Settings.from_options(None) == (Settings(previews=False), [])
+    assert Settings.from_options({})[0].previews is True
+    assert Settings.from_options({"previews": False})[0].previews is False
+    settings, problems = Settings.from_options({"singleLineTokens": -3, "maskGlyph": "ab"})
+    assert settings.single_line_tokens == 24 and settings.mask_glyph == "░" and len(problems) == 2
+    assert Settings.from_options([1])[1]  # not an object: reported
+
+
+@pytest.mark.parametrize(
+    ("only", "offered"),
+    [
+        (None, True),
+        (["refactor"], True),
+        (["refactor.rewrite"], True),
+        (["quickfix"], False),
+        (["source.organizeImports"], False),
+        (["refactor.extract"], False),
+        (["refactor.rewrite.more"], False),  # a narrower kind than ours
+        ([], False),
+    ],
+)
+def test_code_action_kinds_nest_by_dots(only, offered):
+    assert offers(only) is offered
+
+
+def test_code_actions_as_literals_or_bare_commands():
+    range_ = types.Range(types.Position(2, 0), types.Position(3, 1))
+    literals = code_actions("file:///a.py", range_)
+    assert [a.kind for a in literals] == [types.CodeActionKind.RefactorRewrite] * 2
+    assert [a.command.command for a in literals] == ["unmask.rewrite", "unmask.suggest"]
+    bare = code_actions("file:///a.py", range_, literals=False)
+    assert all(isinstance(c, types.Command) for c in bare)
+    assert [c.command for c in bare] == ["unmask.rewrite", "unmask.suggest"]
+    assert bare[0].arguments == [
+        {
+            "textDocument": {"uri": "file:///a.py"},
+            "range": {"start": {"line": 2, "character": 0}, "end": {"line": 3, "character": 1}},
+        }
+    ]
+
+
+def test_an_answer_led_by_the_selected_item_extends_it():
+    candidate = Candidate(4, (Segment("(x)", True, 2), Segment("", False, 2)), -0.5)
+    led = led_by(candidate, "pri")
+    assert led.text == "pri(x)" and led.unresolved == 2
+    assert led_by(candidate, "") is candidate
