@@ -10,6 +10,7 @@ map onto our transformer. Every problem with a folder becomes a
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,7 +265,13 @@ def save_checkpoint(
         for name, tensor in model.state_dict().items()
         if not (config.tie_word_embeddings and name == "lm_head.weight")
     }
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    weights = folder / "model.safetensors"
+    save_file(state, str(weights), metadata={"format": "pt"})
+    # safetensors creates the file owner-only (0600); the folder's other files follow the umask,
+    # and so must the weights, or a daemon running as another user cannot read the model.
+    umask = os.umask(0)
+    os.umask(umask)
+    weights.chmod(0o666 & ~umask)
     config = config.replace(torch_dtype=str(dtype).removeprefix("torch."))
     (folder / "config.json").write_text(json.dumps(config.to_hf_dict(), indent=2) + "\n", encoding="utf-8")
     codec.save(folder / "tokenizer.json")

@@ -101,5 +101,14 @@ def run_doctor(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in facts)
         for key, value in facts.items():
-            print(f"{key.replace('_', ' '):<{width}}  {value}")
-    return 1 if "error" in facts else 0
+            print(f"{key.replace('_', ' '):<{width}}  {worded(value)}")
+    return 2 if "error" in facts else 0  # as every command says a model it cannot load
+
+
+def worded(value: object) -> str:
+    """A fact as a person reads it: `none` rather than Python's `None`, yes/no for flags."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -52,5 +52,5 @@ def resolve_model(spec: str | os.PathLike | None) -> Path:
     looked = ", ".join(str(r) for r in roots)
     raise CheckpointError(
         f"{spec} is neither a folder nor a model in the local Hugging Face cache (looked in {looked}); "
-        "unmask never downloads: fetch it with `huggingface-cli download` first or pass its folder"
+        "unmask never downloads: fetch it first (`hf download ID`, or `huggingface-cli download ID` with an older huggingface_hub) or pass its folder"
     )

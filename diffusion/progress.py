@@ -8,7 +8,9 @@ show nothing; there the same calls print one plain line at most every
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -25,10 +27,13 @@ from rich.progress import (
 class LineProgress:
     """The subset of `rich.progress.Progress` the project uses, printed as lines."""
 
-    def __init__(self, console: Console, label: str, every: float = 30.0):
+    def __init__(
+        self, console: Console, label: str, every: float = 30.0, formats: Mapping[str, str] | None = None
+    ):
         self.console = console
         self.label = label
         self.every = every
+        self.formats = dict(formats or {})  # field -> how the bar words it, e.g. "pass {:.1f}%"
         self.started = time.monotonic()
         self.printed = float("-inf")
         self.total = 0.0
@@ -55,7 +60,7 @@ class LineProgress:
     def _print(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self.printed = now
-        values = " ".join(f"{k} {_short(v)}" for k, v in self.fields.items())
+        values = " ".join(self._worded(k, v) for k, v in self.fields.items())
         elapsed = int(now - self.started)
         self.console.print(
             f"{self.label} {self.completed:g}/{self.total:g} {values} {elapsed // 60}:{elapsed % 60:02d} elapsed",
@@ -63,15 +68,25 @@ class LineProgress:
             soft_wrap=True,
         )
 
+    def _worded(self, field: str, value: Any) -> str:
+        if isinstance(value, float) and math.isnan(value):  # not measured yet
+            return f"{self.formats.get(field, field + ' {}').split(' ')[0]} -"
+        if field in self.formats:
+            return self.formats[field].format(value)
+        return f"{field} {_short(value)}"
+
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def progress(console: Console, label: str, *columns: ProgressColumn) -> Progress | LineProgress:
-    """A bar labelled `label` with `columns` between the bar and the times, or lines off a terminal."""
+def progress(
+    console: Console, label: str, *columns: ProgressColumn, formats: Mapping[str, str] | None = None
+) -> Progress | LineProgress:
+    """A bar labelled `label` with `columns` between the bar and the times, or lines off a
+    terminal, where `formats` words each field as the columns do (`{"rate": "pass {:.1f}%"}`)."""
     if not console.is_terminal:
-        return LineProgress(console, label)
+        return LineProgress(console, label, formats=formats)
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from diffusion.engine import Engine, InfillSnapshot
+from diffusion.engine import Candidate, Engine, InfillSnapshot
 from lsp_server.line_endings import candidate_for_document, for_model, line_ending
 from lsp_server.protocol import (
     REWRITE_COMMAND,
@@ -172,7 +172,9 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
         range_,
         request.mode,
         work,
-        lambda snapshot: candidate_for_document(snapshot.best, ending),
+        lambda snapshot: shown_block(
+            snapshot, request.mode, document.text, region.start, region.end, document.language, ending
+        ),
     )
     return {
         "mode": request.mode,
@@ -182,20 +184,47 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     }
 
 
+def rewrite_order(
+    text: str, start: int, end: int, block: str, candidates: Sequence[Candidate], language: str | None
+) -> list[int]:
+    """Indices of the candidates worth offering as rewrites of `block` (text[start:end]): those that
+    parse first, then by score; duplicates and the block itself left out."""
+    texts = [c.text for c in candidates]
+    seen: set[str] = set()
+    order = []
+    for i in rank_candidates(text, start, end, texts, language):
+        if texts[i] not in seen and texts[i] != block:
+            seen.add(texts[i])
+            order.append(i)
+    return order
+
+
+def final_candidates(last: InfillSnapshot, ending: str) -> list[Candidate]:
+    """The last snapshot's candidates by score, in the document's line endings."""
+    return [candidate_for_document(c, ending) for c in last.ranked()]
+
+
+def shown_block(
+    snapshot: InfillSnapshot, mode: str, text: str, start: int, end: int, language: str | None, ending: str
+) -> Candidate:
+    """The candidate a block edit's preview draws: while denoising, the steady `previewed` one;
+    at the end, the one the first edit applies (a rewrite that parses beats a better score)."""
+    if not snapshot.final:
+        return candidate_for_document(snapshot.previewed, ending)
+    candidates = final_candidates(snapshot, ending)
+    if mode == "rewrite":
+        order = rewrite_order(text, start, end, text[start:end], candidates, language)
+        if order:
+            return candidates[order[0]]
+    return candidates[0]
+
+
 def _edits(document, start: int, end: int, block: str, mode: str, last: InfillSnapshot | None, ending: str):
     if last is None:  # suggest found nothing to doubt
         return []
-    candidates = [candidate_for_document(c, ending) for c in last.ranked()]
+    candidates = final_candidates(last, ending)
     if mode == "rewrite":
-        texts = [c.text for c in candidates]
-        order = rank_candidates(document.text, start, end, texts, document.language)
-        seen: set[str] = set()
-        edits = []
-        for i in order:
-            if texts[i] in seen or texts[i] == block:
-                continue
-            seen.add(texts[i])
-            edits.append(edit_json(document, Hunk(start, end, texts[i]), candidates[i].score))
-        return edits
+        order = rewrite_order(document.text, start, end, block, candidates, document.language)
+        return [edit_json(document, Hunk(start, end, candidates[i].text), candidates[i].score) for i in order]
     best = candidates[0]
     return [edit_json(document, hunk, best.score) for hunk in line_hunks(block, best.text, start)]

@@ -7,9 +7,12 @@ Heavy imports (torch, tree-sitter, pygls) happen inside each command so that
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from lsp_server import __version__
 
 # Argument types: a nonsense value is refused by argparse with its usage line, before any
 # model loads, rather than running into a traceback or a meaningless result.
@@ -117,13 +120,27 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
     humaneval = benchmarks.add_parser(
         "humaneval-infilling", help="pass@1 on HumanEval-Infilling, tests executed"
     )
-    humaneval.add_argument("--subset", choices=("single-line", "multi-line"), default="single-line")
+    humaneval.add_argument(
+        "--subset",
+        choices=("single-line", "multi-line"),
+        default="single-line",
+        help="which HumanEval-Infilling set (default: single-line)",
+    )
     humaneval.add_argument(
         "--limit", type=positive_int, default=None, help="N tasks spread evenly over the set"
     )
-    humaneval.add_argument("--length", choices=("oracle", "fixed", "auto"), default="auto")
     humaneval.add_argument(
-        "--k", type=positive_int, default=None, help="span tokens for --length fixed (default: budget)"
+        "--length",
+        choices=("oracle", "fixed", "auto"),
+        default="auto",
+        help="span length: the true middle's (oracle), --k (fixed), or the server's own handling (auto, the default)",
+    )
+    humaneval.add_argument(
+        "--k",
+        type=positive_int,
+        default=None,
+        help="span tokens: the length for --length fixed, the budget for auto "
+        "(default: the server's, 24 single-line, 64 multi-line; unused by oracle)",
     )
     humaneval.add_argument(
         "--tau",
@@ -131,18 +148,20 @@ def add_eval_parser(commands) -> list[argparse.ArgumentParser]:
         default=None,
         help="confidence a position needs to commit (default: the engine's)",
     )
-    humaneval.add_argument("--timeout", type=positive_float, default=10.0, help="seconds per program")
+    humaneval.add_argument(
+        "--timeout", type=positive_float, default=10.0, help="seconds per program (default: 10)"
+    )
     humaneval.add_argument(
         "--memory-mb",
         type=_bounded_int(128, what="the limit (a Python interpreter needs about 100 MB to start)"),
         default=1024,
-        help="address-space limit per program, at least 128",
+        help="address-space limit per program, at least 128 (default: 1024)",
     )
     humaneval.add_argument(
         "--jobs",
         type=positive_int,
         default=1,
-        help="programs tested at once while the model completes the next",
+        help="programs tested at once while the model completes the next (default: 1)",
     )
     humaneval.add_argument("--output", type=Path, default=None, help="write one JSON line per task here")
     humaneval.add_argument(
@@ -167,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unmask", description="Diffusion-native code infill and block rewrites for editors."
     )
+    parser.add_argument("--version", action="version", version=f"unmask {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
@@ -174,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument("--stdio", action="store_true", help="serve one editor over stdio (default)")
     transport.add_argument("--tcp", type=port, metavar="PORT", help="serve many connections over TCP")
     transport.add_argument("--ws", type=port, metavar="PORT", help="serve many connections over websockets")
-    serve.add_argument("--host", type=host, default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", type=host, default=None, help="address --tcp or --ws binds (default 127.0.0.1)"
+    )
     serve.add_argument("--log-file", type=Path, default=None, help="write the server log here")
     add_model_options(serve)
 
@@ -293,6 +315,9 @@ def train_settings(args: argparse.Namespace):
     def given(**values):
         return {key: value for key, value in values.items() if value is not None}
 
+    for root in args.roots or ():
+        if not root.exists():
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(root))
     base_shape, base_limits, tokenizer = ModelShape(), CanvasLimits(), args.tokenizer
     if args.init_from is not None:
         base_shape, base_limits = shape_of(args.init_from)
@@ -354,7 +379,12 @@ def shape_of(folder: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.host is not None and args.tcp is None and args.ws is None:
+            parser.error("--host needs --tcp or --ws (over stdio the server listens on no address)")
+        args.host = args.host or "127.0.0.1"
     name = f"unmask {args.command}"
     try:
         return run(args)
@@ -376,8 +406,11 @@ def user_error(error: Exception) -> str | None:
     from diffusion.device import DeviceError
     from diffusion.families import UnknownArchitecture
     from diffusion.memory import InsufficientMemory
+    from diffusion.train.trainer import TrainInputError
 
-    if isinstance(error, CheckpointError | UnknownArchitecture | DeviceError | InsufficientMemory):
+    if isinstance(
+        error, CheckpointError | UnknownArchitecture | DeviceError | InsufficientMemory | TrainInputError
+    ):
         return str(error)
     if isinstance(error, OSError):  # a file or a port: the OS's own words name it
         return f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}"

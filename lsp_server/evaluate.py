@@ -48,7 +48,13 @@ def policy_for(args: argparse.Namespace, settings: Settings) -> LengthPolicy:
 
 def progress_bar(console: Console, measure: str):
     """The eval bar; `measure` names the running percentage it shows (pass, exact)."""
-    return progress(console, "eval", MofNCompleteColumn(), TextColumn(measure + " {task.fields[rate]:.1f}%"))
+    return progress(
+        console,
+        "eval",
+        MofNCompleteColumn(),
+        TextColumn(measure + " {task.fields[rate]:.1f}%"),
+        formats={"rate": measure + " {:.1f}%"},
+    )
 
 
 def result_row(result: TaskResult) -> str:
@@ -67,19 +73,35 @@ def replace_rows(path: Path, results: list[TaskResult]) -> None:
     os.replace(temporary, path)
 
 
+class ResumeError(ValueError):
+    """A --resume file that is not what an earlier run wrote; it is left as it is."""
+
+
 def read_results(path: Path) -> list[TaskResult]:
-    """The tasks an earlier run wrote to `path` (none if it does not exist); a line cut off
-    by the interruption is dropped, to be scored again."""
+    """The tasks an earlier run wrote to `path` (none if it does not exist). Only the last line
+    may be unreadable (an interruption cut it off; it is scored again): any other line that is
+    not a row of ours means the file is something else, and ResumeError keeps it from being
+    rewritten."""
     if not path.exists():
         return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ResumeError(
+            f"{path} is not a file an eval wrote (it is not UTF-8 text); not touching it"
+        ) from None
     results = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
             verdict = Verdict(row["status"], row.get("detail", ""))
             results.append(TaskResult(row["task_id"], row["completion"], verdict, row.get("steps", 0), 0.0))
         except (ValueError, KeyError, TypeError):
-            continue
+            if number < len(lines):
+                raise ResumeError(
+                    f"{path} line {number} is not a row an eval wrote; not touching the file "
+                    "(name another --output, or drop --resume to overwrite it)"
+                ) from None
     return results
 
 
@@ -136,6 +158,11 @@ def output_problem(args: argparse.Namespace) -> str | None:
             return f"--output {args.output} is a directory; name a file"
         if not args.output.parent.is_dir():
             return f"--output {args.output}: the folder {args.output.parent} does not exist"
+        if args.resume:
+            try:
+                read_results(args.output)
+            except ResumeError as error:
+                return f"--resume: {error}"
     return None
 
 

@@ -95,8 +95,11 @@ def locate(text: str, line: int, column: int | None) -> int:
     missing column means the end of the line (before any "\\r")."""
     lines = text.split("\n")
     if line > len(lines):
+        # Counted as editors and `wc -l` count: a final newline ends the last line, it does not
+        # start another (though the empty place after it may still be targeted).
+        count = len(lines) - 1 if text.endswith("\n") else len(lines)
         raise PreviewError(
-            f"line {line} is out of range: the file has {len(lines)} line{'' if len(lines) == 1 else 's'}"
+            f"line {line} is out of range: the file has {count} line{'' if count == 1 else 's'}"
         )
     start = sum(len(previous) + 1 for previous in lines[: line - 1])
     content = lines[line - 1].removesuffix("\r")
@@ -206,6 +209,7 @@ def load_engine(model: str | None, device: str | None, dtype: str | None = None)
 def plan_infill(engine: Engine, text: str, offset: int, language: str | None, max_tokens: int | None) -> Plan:
     from diffusion.length import candidate_lengths
     from lsp_server.infill_request import shape
+    from lsp_server.line_endings import candidate_for_document, for_model, line_ending
     from lsp_server.protocol import Settings
     from lsp_server.regions import InfillRegion, pick_infill
 
@@ -217,17 +221,22 @@ def plan_infill(engine: Engine, text: str, offset: int, language: str | None, ma
     default = defaults.single_line_tokens if region.shape == "single-line" else defaults.multi_line_tokens
     tokens = min(max_tokens or default, limit)
     lengths = candidate_lengths(tokens, region.shape == "single-line")
-    prefix, suffix = text[: region.start], text[region.end :]
+    # As the server does: the model reads `\n` endings, its text comes back in the file's.
+    ending = line_ending(text)
+    prefix, suffix = for_model(text[: region.start]), for_model(text[region.end :])
+
+    def shown(candidate: Candidate) -> Candidate:
+        return candidate_for_document(shape(candidate, region), ending)
 
     def result(last: InfillSnapshot | None) -> str | None:
-        infill = shape(last.best, region).text if last is not None else ""
+        infill = shown(last.best).text if last is not None else ""
         return replaced(text, region.start, region.end, infill) if infill else None
 
     return Plan(
         region.start,
         region.end,
         engine.infill(prefix, suffix, lengths),
-        lambda snapshot: shape(snapshot.previewed, region),
+        lambda snapshot: shown(snapshot.previewed),
         result,
     )
 
@@ -235,16 +244,31 @@ def plan_infill(engine: Engine, text: str, offset: int, language: str | None, ma
 def plan_block(
     engine: Engine, text: str, offset: int, language: str | None, mode: str, max_tokens: int | None
 ) -> Plan:
-    from lsp_server.block_edit import line_hunks, rewrite_lengths, suggest_work
+    """A rewrite or suggested edits of the block at `offset`, chosen and drawn as the server does
+    (`block_edit`): the last frame is the edit that `--apply` writes."""
+    from lsp_server.block_edit import (
+        final_candidates,
+        line_hunks,
+        rewrite_lengths,
+        rewrite_order,
+        shown_block,
+        suggest_work,
+    )
+    from lsp_server.line_endings import for_model, line_ending
     from lsp_server.protocol import Settings
-    from lsp_server.regions import pick_rewrite, rank_candidates
+    from lsp_server.regions import pick_rewrite
 
     region = pick_rewrite(text, offset, None, language)
     if region is None:
         raise PreviewError(f"no block to {mode} at this position")
     block = text[region.start : region.end]
-    prefix, suffix = text[: region.start], text[region.end :]
-    tokens = engine.count_tokens(block)
+    ending = line_ending(text)
+    prefix, suffix, model_block = (
+        for_model(text[: region.start]),
+        for_model(text[region.end :]),
+        for_model(block),
+    )
+    tokens = engine.count_tokens(model_block)
     limit = engine.settings.max_span
     if tokens > limit:
         raise PreviewError(
@@ -256,25 +280,25 @@ def plan_block(
         lengths = rewrite_lengths(max(1, tokens), cap, Settings().alternatives)
         snapshots = engine.infill(prefix, suffix, lengths)
     else:
-        snapshots = suggest_work(engine, prefix, block, suffix)
+        snapshots = suggest_work(engine, prefix, model_block, suffix)
 
     def result(last: InfillSnapshot | None) -> str | None:
         if last is None:  # suggest found nothing to doubt
             return None
-        candidates = last.ranked()
+        candidates = final_candidates(last, ending)
         if mode == "suggest":
             new = text
             # From the end backwards, so earlier offsets stay valid.
             for hunk in reversed(line_hunks(block, candidates[0].text, region.start)):
                 new = replaced(new, hunk.start, hunk.end, hunk.text)
             return new if new != text else None
-        texts = [c.text for c in candidates]
-        for i in rank_candidates(text, region.start, region.end, texts, language):
-            if texts[i] != block:
-                return replaced(text, region.start, region.end, texts[i])
-        return None
+        order = rewrite_order(text, region.start, region.end, block, candidates, language)
+        return replaced(text, region.start, region.end, candidates[order[0]].text) if order else None
 
-    return Plan(region.start, region.end, snapshots, lambda snapshot: snapshot.best, result)
+    def shown(snapshot: InfillSnapshot) -> Candidate:
+        return shown_block(snapshot, mode, text, region.start, region.end, language, ending)
+
+    return Plan(region.start, region.end, snapshots, shown, result)
 
 
 # --- the live display --------------------------------------------------------------------------
@@ -366,7 +390,8 @@ def _preview(args, console: Console) -> int:
     last, seconds = show_steps(console, plan, frame)
     new_text = plan.result(last)
     if last is not None:
-        tokens = sum(c.span_length for c in last.candidates)
+        shown = plan.shown(last)  # the answer's own tokens: not its null padding, not other alternatives
+        tokens = shown.span_length - shown.nulls
         console.print(render_summary(last.step, last.forwards, seconds, tokens))
     if new_text is None:
         console.print(Text("no suggestions" if args.mode == "suggest" else "no change"))

@@ -23,7 +23,7 @@ from pygls.exceptions import (
 )
 from pygls.lsp.server import LanguageServer
 
-from lsp_server import block_edit, infill_request
+from lsp_server import __version__, block_edit, infill_request
 from lsp_server.documents import Change, DocumentError, DocumentStore, Stamp
 from lsp_server.engine_host import EngineHost, ModelUnavailable
 from lsp_server.lifecycle import UnmaskProtocol
@@ -44,7 +44,6 @@ from lsp_server.protocol import (
 from lsp_server.scheduler import JobStopped, Outcome, Scheduler
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
 PROGRESS_CREATE_SECONDS = 10.0  # how long the client may take to accept the load's progress token
 PROGRESS_POLL_SECONDS = 0.1
 
@@ -146,7 +145,7 @@ def ignore(*args: Any, **kwargs: Any) -> None:
 
 
 def build_server(shared: Shared) -> Session:
-    server = LanguageServer("unmask", VERSION, protocol_cls=UnmaskProtocol)
+    server = LanguageServer("unmask", __version__, protocol_cls=UnmaskProtocol)
     session = Session(server=server, shared=shared, connection=next(shared.connections))
     server.protocol.on_lost_change = session.documents.lose_sync
 

@@ -18,6 +18,7 @@ import re
 import sys
 from typing import Any
 
+from pygls.exceptions import JsonRpcException
 from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.protocol import JsonRPCProtocol
 
@@ -196,6 +197,14 @@ def serve_stdio(shared: Shared) -> int:
     return 0 if protocol._shutdown else 1
 
 
+def answered_errors(record: logging.LogRecord) -> bool:
+    """Keep pygls's traceback of an error it answered to the client (a cancel, a changed
+    document, bad params) out of the log: the client has it, and an editor's LSP log would
+    fill with tracebacks of expected outcomes. Anything else is logged as it was."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (record.name.startswith("pygls") and isinstance(error, JsonRpcException))
+
+
 def announce(kind: str, address) -> None:
     # Tests and scripts read this line to learn the port when they asked for port 0.
     print(f"unmask: serving {kind} on {address[0]}:{address[1]}", file=sys.stderr, flush=True)
@@ -208,6 +217,8 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(answered_errors)
     shared = Shared(host=EngineHost(args.model, args.device, args.dtype))
     listens = args.tcp is not None or args.ws is not None
     if listens and args.host not in ("127.0.0.1", "localhost", "::1"):

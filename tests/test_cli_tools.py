@@ -107,6 +107,9 @@ def test_infill_jsonl_text_that_is_not_unicode_fails_its_line_only():
     [
         (("serve", "--tcp", "99999"), "a port must be from 0 to 65535"),
         (("serve", "--tcp", "0", "--host", ""), "empty host"),
+        (("serve", "--host", "0.0.0.0"), "--host needs --tcp or --ws"),
+        (("train", "--hidden-size", "65", "--heads", "2"), "not a multiple of num_attention_heads 2"),
+        (("train", "/nonexistent/src"), "no such file or directory: /nonexistent/src"),
         (("bench", "--blocks", "8,,16"), "comma-separated list of positive integers"),
         (("bench", "--repeats", "0"), "must be 1 or more"),
         (("bench", "--cache-refresh", "-1"), "must be 0 or more"),

@@ -47,7 +47,7 @@ def test_a_wrong_folder_is_reported_and_exits_nonzero(tmp_path: Path):
         timeout=300,
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     facts = json.loads(result.stdout)
     assert "BertModel" in facts["error"] and facts["device"]
 
@@ -57,7 +57,7 @@ def test_cuda_without_cuda_is_reported_not_raised(monkeypatch):
     facts = report(None, "cuda")
     assert facts["device"] == "cuda" and "CUDA is not available" in facts["error"]
     args = argparse.Namespace(model=None, device="cuda", dtype=None, json=True)
-    assert run_doctor(args) == 1
+    assert run_doctor(args) == 2
 
 
 def test_an_unknown_device_is_reported_not_raised():
@@ -77,5 +77,11 @@ def test_a_git_lfs_tokenizer_is_reported_without_a_traceback(tmp_path: Path):
         timeout=300,
         check=False,
     )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "git-lfs pointer" in result.stdout and "tokenizer.json" in result.stdout
+
+
+def test_facts_are_worded_for_people():
+    from diffusion.doctor import worded
+
+    assert [worded(v) for v in (None, True, False, 7, "cpu")] == ["none", "yes", "no", "7", "cpu"]

@@ -226,7 +226,7 @@ def test_eval_command_runs_the_real_model(tmp_path: Path):
     summary = json.loads(result.stdout)
     assert summary["tasks"] == 3 and summary["length"] == "auto" and summary["tau"] == 0.9
     assert sum(summary["statuses"].values()) == 3
-    assert "eval 3/3 rate" in result.stderr  # progress reaches a log file too, not only a terminal
+    assert "eval 3/3 pass " in result.stderr  # progress reaches a log file too, not only a terminal
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["task_id"] for r in rows] == [t.task_id for t in spread(load_humaneval("single-line"), 3)]
     assert all(r["completion"].endswith("\n") and r["completion"].count("\n") == 1 for r in rows)
@@ -283,3 +283,15 @@ def test_eval_jsonl_scores_text(tmp_path: Path):
         check=False,
     )
     assert failed.returncode == 2 and "bad.jsonl:1" in failed.stderr
+
+
+def test_resume_refuses_a_file_an_eval_did_not_write(tmp_path: Path):
+    """Resuming rewrites the file: one that is something else is left alone, before the model loads."""
+    notes = tmp_path / "notes.jsonl"
+    text = '{"task_id": "SingleLineInfilling/HumanEval/0/L0", "completion": "x\\n", "status": "passed"}\n'
+    text += "my own notes, not a row\n{}\n"
+    notes.write_text(text)
+    run = run_eval_command(notes, "--resume")
+    assert run.returncode == 2
+    assert "line 2 is not a row an eval wrote" in run.stderr and "Traceback" not in run.stderr
+    assert notes.read_text() == text

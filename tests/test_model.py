@@ -125,6 +125,9 @@ def test_save_load_round_trip(tmp_path):
     model = DiffusionTransformer(config).eval()
     codec = write_codec(tmp_path, config)
     save_checkpoint(tmp_path / "m", config, model, codec)
+    # The weights are as readable as the other files (safetensors alone makes them owner-only).
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"] == modes["tokenizer.json"]
     loaded = load_checkpoint(tmp_path / "m")
     assert loaded.config == config
     assert loaded.codec.specials == codec.specials

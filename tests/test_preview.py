@@ -206,8 +206,13 @@ def test_locate_counts_lines_and_columns_from_one():
     assert locate(text, 2, 3) == 6
     assert locate(text, 3, None) == 7
     assert locate(text, 4, 5) == len(text)
-    with pytest.raises(PreviewError, match="line 5 is out of range"):
+    with pytest.raises(PreviewError, match="line 5 is out of range: the file has 4 lines"):
         locate(text, 5, 1)
+    # A final newline ends the last line: three lines, as `wc -l` and editors count them, though
+    # the place after it can still be targeted.
+    assert locate("a\nb\nc\n", 4, None) == 6
+    with pytest.raises(PreviewError, match="the file has 3 lines"):
+        locate("a\nb\nc\n", 5, 1)
     with pytest.raises(PreviewError, match="column 4 is out of range"):
         locate(text, 2, 4)
 
@@ -447,3 +452,36 @@ def test_apply_refuses_when_the_file_changes_while_denoising(shared_engine, tmp_
     assert code == 3
     assert "changed on disk" in err
     assert path.read_text() == edited
+
+
+@pytest.mark.parametrize("mode", ["rewrite", "suggest"])
+def test_the_last_frame_is_the_edit_that_apply_writes(shared_engine, mode):
+    """The final frame draws the candidate `--apply` writes: for a rewrite, one that parses
+    before a better-scored one that does not, never the unchanged block."""
+    import torch
+
+    torch.manual_seed(0)
+    offset = SOURCE.index("scale = ")
+    plan = preview.plan_block(shared_engine, SOURCE, offset, "python", mode, None)
+    *_, last = plan.snapshots
+    new = plan.result(last)
+    if last is not None and mode == "rewrite":
+        assert last.final
+        shown = plan.shown(last).text
+        block = SOURCE[plan.start : plan.end]
+        if new is not None:
+            assert new == SOURCE[: plan.start] + shown + SOURCE[plan.end :]
+        else:  # nothing to offer: every alternative was the block itself
+            assert shown == block
+
+
+def test_apply_keeps_a_crlf_file_crlf(shared_engine, tmp_path, capsys):
+    path = tmp_path / "geo.py"
+    path.write_bytes(SOURCE.replace("\n", "\r\n").encode())
+    code, out, _ = run(capsys, f"{path}:6:5", "--mode", "rewrite", "--apply")
+    assert code == 0
+    written = path.read_bytes()
+    if written != SOURCE.replace("\n", "\r\n").encode():
+        assert f"wrote {path}" in out
+        assert written.count(b"\n") == written.count(b"\r\n")  # no bare \n among the \r\n lines
+        assert b"\r\r" not in written

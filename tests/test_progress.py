@@ -33,3 +33,17 @@ def test_advance_accumulates():
         for _ in range(3):
             bar.update(task, advance=1, rate=50.0)
     assert out.getvalue().splitlines()[-1].startswith("eval 3/3 rate 50 ")
+
+
+def test_lines_word_fields_as_the_bar_does_and_say_dash_before_a_measurement():
+    out = io.StringIO()
+    formats = {"loss": "loss {:.3f}", "held": "held-out {:.3f}"}
+    with LineProgress(
+        Console(file=out, force_terminal=False, width=200), "train", every=0, formats=formats
+    ) as bar:
+        task = bar.add_task("train", total=2, loss=float("nan"), held=float("nan"))
+        bar.update(task)
+        bar.update(task, advance=1, loss=2.5, held=float("nan"))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("train 0/2 loss - held-out - ")
+    assert lines[-1].startswith("train 1/2 loss 2.500 held-out - ")

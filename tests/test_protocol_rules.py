@@ -85,3 +85,24 @@ def test_an_answer_led_by_the_selected_item_extends_it():
     led = led_by(candidate, "pri")
     assert led.text == "pri(x)" and led.unresolved == 2
     assert led_by(candidate, "") is candidate
+
+
+def test_errors_answered_to_the_client_leave_no_traceback_in_the_log():
+    import logging
+    import sys
+
+    from pygls.exceptions import JsonRpcContentModified
+
+    from lsp_server.transports import answered_errors
+
+    def record(name: str, error: Exception) -> logging.LogRecord:
+        try:
+            raise error
+        except Exception:
+            return logging.getLogger(name).makeRecord(
+                name, logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+            )
+
+    assert not answered_errors(record("pygls.protocol.json_rpc", JsonRpcContentModified("changed")))
+    assert answered_errors(record("pygls.protocol.json_rpc", ValueError("a bug")))  # bugs stay
+    assert answered_errors(record("lsp_server.server", JsonRpcContentModified("ours")))

@@ -10,9 +10,18 @@ from diffusion.config import ModelConfig
 from diffusion.train.corpus import Corpus
 
 
+def worded(value: Any) -> str:
+    """A summary value as prose: `max prefix 256, max suffix 128` rather than a Python dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key.replace('_', ' ')} {worded(item)}" for key, item in value.items())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def render_model_card(config: ModelConfig, corpus: Corpus, summary: dict[str, Any]) -> str:
     lines = [
-        "# unmask built-in model",
+        "# A model trained by `unmask train`",
         "",
         "A small bidirectional (masked-diffusion) transformer for code infill, trained by",
         "`unmask train` on infill-shaped examples: `[bos] prefix span suffix [eos]`, where the",
@@ -29,7 +38,9 @@ def render_model_card(config: ModelConfig, corpus: Corpus, summary: dict[str, An
         "## Training",
         "",
     ]
-    lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in summary.items() if key != "parameters"]
+    lines += [
+        f"- {key.replace('_', ' ')}: {worded(value)}" for key, value in summary.items() if key != "parameters"
+    ]
     lines += [
         "",
         "## Corpus",

@@ -46,6 +46,17 @@ class ModelShape:
     num_key_value_heads: int = 4
     max_position_embeddings: int = 4096
 
+    def __post_init__(self) -> None:
+        # The model's own checks, now: a shape that cannot be built fails before the corpus is read.
+        try:
+            ModelConfig(**asdict(self))
+        except ValueError as error:
+            raise TrainInputError(f"this model shape cannot be built: {error}") from None
+
+
+class TrainInputError(ValueError):
+    """What `unmask train` was given that it cannot use (a shape, a corpus), with the reason."""
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -220,7 +231,7 @@ def train(settings: TrainSettings) -> Path:
     train_texts, held_texts = read_texts(corpus.train), read_texts(corpus.held_out)
     if not train_texts:
         roots = ", ".join(str(root) for root in settings.roots)
-        raise SystemExit(f"unmask train: no readable source files under {roots}")
+        raise TrainInputError(f"no readable source files under {roots}")
     tokenizer_path = settings.run_dir / "tokenizer.json"
     if not tokenizer_path.is_file() and settings.tokenizer is not None:
         tokenizer_path.write_bytes(settings.tokenizer.read_bytes())
@@ -279,7 +290,11 @@ def train(settings: TrainSettings) -> Path:
         console.print("unmask train: a single source file, so no held-out file and no held-out loss")
     loss_column = "loss {task.fields[loss]:.3f}" + (" held-out {task.fields[held]:.3f}" if held else "")
     with progress(
-        console, "train", TextColumn("{task.completed}/{task.total} steps"), TextColumn(loss_column)
+        console,
+        "train",
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn(loss_column),
+        formats={"loss": "loss {:.3f}", "held": "held-out {:.3f}"},
     ) as bar:
         task = bar.add_task(
             "train", total=settings.max_steps, completed=step, loss=float("nan"), **held_fields
@@ -314,6 +329,8 @@ def train(settings: TrainSettings) -> Path:
     seconds = seconds_before + time.time() - started
     save_checkpoint(settings.output, config, model, codec, dtype=getattr(torch, settings.save_dtype))
     curve = save_loss_curve(log_path, settings.output / "loss_curve.png")
+    if curve is None and log_path.is_file():
+        console.print("unmask train: no loss curve (it needs matplotlib: pip install 'unmask[train]')")
     write_model_card(
         settings.output / "MODEL_CARD.md",
         config=config,
