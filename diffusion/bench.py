@@ -279,7 +279,7 @@ def print_table(rows: list[BenchRow], engine: Engine) -> None:
     parameters = engine.checkpoint.model.num_parameters()
     table = Table(title=f"unmask bench on {engine.device} ({parameters:,} parameters)")
     columns = ("shape", "mode", "block", "context", "forwards", "first preview s", "final s", "tokens/s")
-    for column in (*columns, "vs typewriter", "vs AR", "agree"):
+    for column in (*columns, "vs one per step", "vs AR", "agree"):
         # The numbers never wrap; names fold rather than being cut to "thres…".
         numeric = column not in ("shape", "mode")
         table.add_column(
@@ -298,7 +298,7 @@ def print_table(rows: list[BenchRow], engine: Engine) -> None:
             str(r.forwards),
             f"{r.seconds_to_first_preview:.3f}",
             f"{r.seconds_to_final:.3f}",
-            f"{r.tokens_per_second:.0f}",
+            f"{r.tokens_per_second:.0f}" if r.tokens_per_second >= 100 else f"{r.tokens_per_second:.3g}",
             ratio(r.speedup_vs_one_per_step),
             ratio(r.speedup_vs_ar),
             "" if r.agreement_with_nocache is None else f"{100 * r.agreement_with_nocache:.0f}%",

@@ -43,7 +43,9 @@ def parse_task(line: str) -> dict[str, Any]:
     if not isinstance(task["prefix"], str) or not isinstance(task["suffix"], str):
         raise ValueError("prefix and suffix must be strings")
     if not is_utf8(task["prefix"]) or not is_utf8(task["suffix"]):
-        raise ValueError("prefix and suffix must be valid Unicode text (no lone surrogates)")
+        raise ValueError(
+            "prefix and suffix must be valid Unicode text (the line held bytes that are not UTF-8, or an escaped lone surrogate)"
+        )
     tokens = task.get("max_tokens")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
         raise ValueError(f"max_tokens must be a positive integer, not {json.dumps(tokens)}")

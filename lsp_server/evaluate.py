@@ -30,7 +30,7 @@ from diffusion.evaluation.runner import (
     text_summary,
 )
 from diffusion.evaluation.sandbox import Limits, Verdict
-from diffusion.evaluation.tasks import InfillTask, load_humaneval, parse_jsonl_tasks, spread
+from diffusion.evaluation.tasks import InfillTask, load_humaneval, parse_jsonl_tasks, spread, text_lines
 from diffusion.progress import progress
 from lsp_server.protocol import Settings
 
@@ -230,9 +230,13 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
 
 def run_jsonl(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        with args.file.open(encoding="utf-8") as lines:
-            tasks = parse_jsonl_tasks(lines, str(args.file))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        tasks = parse_jsonl_tasks(text_lines(args.file.read_bytes(), str(args.file)), str(args.file))
+        if not tasks:
+            raise ValueError(f"{args.file} holds no tasks")
+    except OSError as error:
+        print(f"unmask eval jsonl: {args.file}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except ValueError as error:
         print(f"unmask eval jsonl: {error}", file=sys.stderr)
         return 2
     policy = LengthPolicy("fixed", args.k or Settings().multi_line_tokens)
@@ -250,7 +254,7 @@ def run_jsonl(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(
             f"{summary['tasks']} tasks: exact match {summary['exact_match']:.2f}%, "
-            f"parses {summary['parse_rate']:.2f}%, edit similarity {summary['edit_similarity']:.2f}\n"
+            f"parses {summary['parse_rate']:.2f}%, edit similarity {summary['edit_similarity']:.2f}%\n"
         )
     return 0
 

@@ -283,6 +283,22 @@ def test_eval_jsonl_scores_text(tmp_path: Path):
         check=False,
     )
     assert failed.returncode == 2 and "bad.jsonl:1" in failed.stderr
+    for content, message in (
+        (b"", "holds no tasks"),
+        (
+            b'{"task_id": "a", "prefix": "", "suffix": "", "middle": ""}\n{"x": "\xe9"}\n',
+            "bad.jsonl:2: not UTF-8",
+        ),
+    ):
+        bad.write_bytes(content)
+        failed = subprocess.run(
+            [sys.executable, "-m", "lsp_server.cli", "eval", "jsonl", str(bad), *MODEL],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
 
 
 def test_resume_refuses_a_file_an_eval_did_not_write(tmp_path: Path):

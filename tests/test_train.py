@@ -102,9 +102,10 @@ def tiny_settings(corpus_root: Path, where: Path) -> TrainSettings:
     )
 
 
-def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_path: Path):
+def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_path: Path, capsys):
     settings = tiny_settings(corpus_root, tmp_path)
     train(settings)
+    assert "resuming" not in capsys.readouterr().err
     log = [json.loads(line) for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert "held_out_loss" in log[1]
@@ -115,6 +116,7 @@ def test_training_writes_a_loadable_model_and_resumes(corpus_root: Path, tmp_pat
     assert (settings.output / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     train(replace(settings, max_steps=6))  # resumes from the saved state: steps 5 and 6 only
+    assert f"resuming {settings.run_dir} at step 4" in capsys.readouterr().err
     steps = [json.loads(line)["step"] for line in (settings.run_dir / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert "steps: 6" in (settings.output / "MODEL_CARD.md").read_text()

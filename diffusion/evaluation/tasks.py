@@ -74,6 +74,19 @@ def is_utf8(text: str) -> bool:
     return True
 
 
+def text_lines(data: bytes, source: str) -> list[str]:
+    """The lines of a UTF-8 file; one that is not names its line and byte, as a ValueError."""
+    lines = []
+    for number, raw in enumerate(data.splitlines(keepends=True), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{source}:{number}: not UTF-8 text (byte {error.start + 1} of the line)"
+            ) from None
+    return lines
+
+
 def parse_jsonl_tasks(lines: Iterable[str], source: str = "<jsonl>") -> list[InfillTask]:
     """Tasks `{task_id, prefix, suffix, middle}`, one JSON object per line; errors name the line."""
     tasks = []

@@ -286,6 +286,13 @@ def train(settings: TrainSettings) -> Path:
     held_fields = {"held": held_loss} if held else {}
     curve_due = False
     console = Console(stderr=True)
+    if step:
+        console.print(
+            f"unmask train: resuming {settings.run_dir} at step {step} "
+            f"({tokens_seen:,} tokens seen; another --run-dir starts afresh)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if held is None:
         console.print("unmask train: a single source file, so no held-out file and no held-out loss")
     loss_column = "loss {task.fields[loss]:.3f}" + (" held-out {task.fields[held]:.3f}" if held else "")
