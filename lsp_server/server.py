@@ -165,8 +165,7 @@ def build_server(shared: Shared) -> Session:
     # Document sync: our own store (see documents.py); pygls keeps a copy of its own we never read.
     @server.feature(types.INITIALIZED)
     def initialized(params: types.InitializedParams) -> None:
-        if wants_progress(client_capabilities(server)) and not shared.host.ready.is_set():
-            session.keep(report_loading(session))
+        session.keep(watch_load(session, wants_progress(client_capabilities(server))))
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
@@ -229,8 +228,8 @@ def build_server(shared: Shared) -> Session:
     )
     def code_action(params: types.CodeActionParams):
         uri = params.text_document.uri
-        if not block_edit.offers(params.context.only):
-            return []
+        if not block_edit.offers(params.context.only) or shared.host.error:
+            return []  # not asked for, or no model to run them (the status request says why)
         try:
             session.snapshot(uri)  # an unknown, binary or oversized document has nothing to offer
         except DocumentError:
@@ -289,8 +288,23 @@ def wants_progress(capabilities: types.ClientCapabilities | None) -> bool:
     return bool(window and window.work_done_progress)
 
 
+async def watch_load(session: Session, progress: bool) -> None:
+    """Tell the client how the model's load goes: as `$/progress` while it runs (to a client
+    that shows it), and with `window/showMessage` if it failed (to every client, also one
+    that connects after the failure), since every request will fail until the server restarts."""
+    host = session.shared.host
+    if progress and not host.ready.is_set():
+        await report_loading(session)
+    while not host.ready.is_set():
+        await asyncio.sleep(PROGRESS_POLL_SECONDS)
+    if host.error:
+        session.server.window_show_message(
+            types.ShowMessageParams(types.MessageType.Error, f"unmask: {host.error}")
+        )
+
+
 async def report_loading(session: Session) -> None:
-    """The model's load as a standard work-done progress: begin, one report per stage, end.
+    """The model's load as a standard work-done progress: begin, a report per stage, end.
 
     Any LSP client shows it (Neovim's `vim.lsp.status()`, VS Code's progress
     notification) without knowing `unmask/status`. A client that refuses the

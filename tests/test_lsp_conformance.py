@@ -315,3 +315,25 @@ async def test_handled_notifications_are_forgotten():
         await asyncio.sleep(0)
     assert protocol._request_futures == {}
     assert session.documents.snapshot(URI, "utf-16", 10**6).text.startswith("#" * 200 + "import os")
+
+
+async def test_a_model_that_fails_to_load_is_said_and_nothing_is_offered(tmp_path):
+    async with connect("stdio", model=str(tmp_path)) as client:  # an empty folder: no config.json
+        await client.initialize(progress=True)
+        # Said once, as an error message, whether it failed before or after `initialized`.
+        await asyncio.wait_for(_until(lambda: client.messages, client), 120)
+        assert client.messages == [(1, client.messages[0][1])] and "failed to load" in client.messages[0][1]
+        if client.progress:  # it was still loading when the client said `initialized`
+            assert "failed to load" in client.progress[-1][1]["message"]
+        status = to_plain(await client.request("unmask/status", {}, "status"))
+        assert status["model"] == "failed" and "config.json" in status["error"]
+        client.open(URI, SOURCE)
+        with pytest.raises(JsonRpcException) as failed:
+            await asyncio.wait_for(client.inline_completion(URI, RETURN_LINE, 11, "ic"), 30)
+        assert error_code(failed.value) == -32803 and "failed to load" in str(failed.value)
+        params = types.CodeActionParams(
+            types.TextDocumentIdentifier(URI),
+            types.Range(types.Position(8, 0), types.Position(8, 0)),
+            types.CodeActionContext(diagnostics=[]),
+        )
+        assert await client.request_untyped(types.TEXT_DOCUMENT_CODE_ACTION, params, "actions") == []
