@@ -228,7 +228,13 @@ def parse_sizes(text: str | None) -> list[int | None]:
 def run_bench(args: argparse.Namespace) -> int:
     engine, shape = load_engine(args)
     engine = engine.with_settings(
-        **fast_path_changes(args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence)
+        **fast_path_changes(
+            args.cache_refresh,
+            args.cache_margin,
+            args.no_cuda_graphs,
+            args.fused_confidence,
+            args.null_run_floor,
+        )
     )
     modes = tuple(args.modes.split(",")) if args.modes else DIFFUSION_MODES
     unknown = set(modes) - set(DIFFUSION_MODES)

@@ -11,6 +11,7 @@ the cached context of `predictors.py`), and how sure each position is, a
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -67,13 +68,16 @@ def denoise(
     banned_ids: Sequence[int] = (),
     resize: Callable[[DenoiseState], DenoiseState] | None = None,
     null_id: int | None = None,
+    null_run_floor: float | None = None,
 ) -> Iterator[DenoiseState]:
     """Yield the initial all-masked state, then one state per forward pass until no mask is left.
 
     Every step predicts the window of span columns, `canvas.span_start` plus the longest
     span, committed or not: its shape is known before the step runs. `resize`, when given,
     is a length policy applied after each commit (DreamOn's expand and delete); it may grow
-    or shrink the canvas of a single-row batch, and its span with it.
+    or shrink the canvas of a single-row batch, and its span with it. With `null_run_floor`,
+    a null tail once started takes at once the positions the model reads as null, with at
+    least that probability, up to it (`null_run`).
     """
     masked = canvas.masked
     start = canvas.span_start
@@ -105,7 +109,7 @@ def denoise(
                 restrict_null(logits, state, span, span_first, window, null_id)
             conf, token, token_logp = score(logits)
             tail = (span, null_id) if null_id is not None else None
-            state = commit(state, window, schedule, conf, token, token_logp, budgets, tail)
+            state = commit(state, window, schedule, conf, token, token_logp, budgets, tail, null_run_floor)
             if null_id is not None:
                 state = fill_after_null(state, span, null_id)
             if resize is not None:
@@ -122,6 +126,7 @@ def commit(
     token_logp: torch.Tensor,
     budgets: torch.Tensor,
     null_tail: tuple[torch.Tensor, int] | None = None,
+    null_run_floor: float | None = None,
 ) -> DenoiseState:
     """The next state: the positions `schedule` picks, per row, take their predicted tokens.
 
@@ -129,7 +134,8 @@ def commit(
     holds every masked position. Every row is decided at once, without a host round trip
     (on a GPU each one would stall the step until the device drains). With `null_tail`
     (the span (B, T), the null id), a null picked left of content picked in the same
-    step waits: null only ever fills a span's tail.
+    step waits: null only ever fills a span's tail; with `null_run_floor` too, the tail
+    grows by every position `null_run` finds.
     """
     start, stop = window
     masked = state.masked[:, start:stop]
@@ -140,6 +146,11 @@ def commit(
     if null_tail is not None:
         span, null_id = null_tail
         chosen = chosen & ~nulls_before_content(state, window, span[:, start:stop], chosen, token, null_id)
+        if null_run_floor is not None:
+            run = null_run(
+                state, window, span[:, start:stop], chosen, token, token_logp, null_id, null_run_floor
+            )
+            chosen = chosen | run
     ids = state.ids.clone()
     ids[:, start:stop] = torch.where(chosen, token, ids[:, start:stop])
     still_masked = state.masked.clone()
@@ -197,6 +208,35 @@ def nulls_before_content(
     content = resolved & (ids != null_id)
     content_after = (content.flip(1).cumsum(1).flip(1) - content.long()) > 0
     return chosen & (token == null_id) & content_after
+
+
+def null_run(
+    state: DenoiseState,
+    window: tuple[int, int],
+    span: torch.Tensor,
+    chosen: torch.Tensor,
+    token: torch.Tensor,
+    token_logp: torch.Tensor,
+    null_id: int,
+    floor: float,
+) -> torch.Tensor:
+    """(B, W): still-masked positions whose top choice is null with probability at least
+    `floor`, joined without a gap to a null tail committed before or in this step.
+
+    The model is surest of a span's last positions, so a tail of nulls clears the threshold
+    a position or two per step from the right, and a one-token answer in a 24-token span
+    took 16 steps. Past `floor` = 0.5 null is likelier than every other token together,
+    and a null there makes the rest of the span null anyway (a null tail is the only place
+    nulls go), so the run is committed in one step. `span` is the window's span columns
+    (B, W); columns past a row's span count as its end.
+    """
+    start, stop = window
+    masked = state.masked[:, start:stop]
+    committed = (~masked & (state.ids[:, start:stop] == null_id)) | (chosen & (token == null_id))
+    predicted = masked & ~chosen & (token == null_id) & (token_logp >= math.log(floor))
+    nullish = committed | predicted | ~span
+    to_the_end = nullish.flip(1).long().cumprod(1).flip(1).bool()  # every column from t on is nullish
+    return predicted & to_the_end & committed.any(dim=1, keepdim=True)
 
 
 def fill_after_null(state: DenoiseState, span: torch.Tensor, null_id: int) -> DenoiseState:

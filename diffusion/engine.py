@@ -67,22 +67,35 @@ class EngineSettings:
     # Hand each step's state out once the next step is launched, so that the snapshot's host
     # work overlaps the device's next step (`Engine._overlapped`). None: on CUDA only.
     overlap_steps: bool | None = None
+    # Grow a span's committed null tail in one step by the positions next to it the model
+    # reads as null with at least this probability (`denoise.null_run`), instead of a
+    # position or two per step from the right, which kept most inline completions at the
+    # full step budget. None: off.
+    null_run_floor: float | None = 0.5
 
     def default_schedule(self) -> Schedule:
         return Threshold(tau=self.tau, max_steps=self.max_steps)
 
 
 def fast_path_changes(
-    refresh: int | None, margin: int | None, no_cuda_graphs: bool = False, fused_confidence: str = "auto"
+    refresh: int | None,
+    margin: int | None,
+    no_cuda_graphs: bool = False,
+    fused_confidence: str = "auto",
+    null_run_floor: float | None = None,
 ) -> dict:
-    """`EngineSettings` changes for the fast-path flags a command was given (None: keep)."""
+    """`EngineSettings` changes for the fast-path flags a command was given (None: keep;
+    a null-run floor of 0 turns null runs off)."""
     changes = {
         "cache_refresh": refresh,
         "cache_margin": margin,
         "cuda_graphs": False if no_cuda_graphs else None,
         "fused_confidence": {"on": True, "off": False}.get(fused_confidence),
     }
-    return {key: value for key, value in changes.items() if value is not None}
+    kept = {key: value for key, value in changes.items() if value is not None}
+    if null_run_floor is not None:
+        kept["null_run_floor"] = null_run_floor or None
+    return kept
 
 
 @dataclass(frozen=True)
@@ -428,6 +441,7 @@ class Engine:
             banned,
             resize,
             null,
+            self.settings.null_run_floor,
         )
 
     def snapshot(self, state: DenoiseState, span_start: int, lengths: Sequence[int]) -> InfillSnapshot:

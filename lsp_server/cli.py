@@ -106,6 +106,13 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
         "--no-cuda-graphs", action="store_true", help="eager block steps on CUDA (for comparison)"
     )
     parser.add_argument(
+        "--null-run-floor",
+        type=unit_interval,
+        default=None,
+        help="probability of null that lets a started null tail take a position at once; "
+        "0: off, one position at the threshold at a time (default: the engine's, 0.5)",
+    )
+    parser.add_argument(
         "--fused-confidence",
         choices=("auto", "on", "off"),
         default="auto",

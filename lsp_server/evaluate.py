@@ -136,7 +136,7 @@ def load_engine(args: argparse.Namespace, tasks: list[InfillTask], policy: Lengt
     from diffusion.engine import fast_path_changes
 
     changes = fast_path_changes(
-        args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence
+        args.cache_refresh, args.cache_margin, args.no_cuda_graphs, args.fused_confidence, args.null_run_floor
     )
     if getattr(args, "no_cache", False):
         changes["cache_refresh"] = 0
@@ -209,6 +209,7 @@ def run_humaneval(args: argparse.Namespace, out: TextIO) -> int:
         "cache_refresh": engine.settings.cache_refresh,
         "cache_margin": engine.settings.cache_margin,
         "tau": engine.settings.tau,
+        "null_run_floor": engine.settings.null_run_floor,
         "tasks": len(results),
         "pass_at_1": round(pass_at_1(results), 2),
         "statuses": statuses,

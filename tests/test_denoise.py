@@ -128,3 +128,67 @@ def test_literal_special_token_strings_in_code_are_plain_text(engine):
     specials = engine.codec.specials
     assert not {specials.mask, specials.null, specials.bos, specials.eos} & set(ids)
     assert engine.codec.decode(ids) == block
+
+
+def _run(ids, masked, chosen, token, p, span_length=None, floor=0.5, null=5):
+    """`null_run` on one row whose window is the whole canvas (its span, then anything past it)."""
+    import math
+
+    from diffusion.denoise import DenoiseState, null_run
+
+    width = len(ids)
+    span = torch.tensor([[i < (span_length or width) for i in range(width)]])
+    state = DenoiseState(torch.tensor([ids]), torch.tensor([masked]), torch.zeros(1), 1, 16, 1, (width,))
+    logp = torch.tensor([[math.log(q) for q in p]])
+    return null_run(
+        state, (0, width), span, torch.tensor([chosen]), torch.tensor([token]), logp, null, floor
+    )[0].tolist()
+
+
+M, N, C = 9, 5, 7  # mask, null, some content token
+F, T = False, True
+
+
+@pytest.mark.parametrize(
+    ("ids", "masked", "chosen", "token", "p", "span_length", "expected"),
+    [
+        # a committed null at the end: the null-read positions next to it join, content stops the run
+        ([M, M, M, M, N], [T, T, T, T, F], [F] * 5, [C, C, N, N, N], [0.9] * 5, None, [F, F, T, T, F]),
+        # a gap (a position read as content) keeps the positions left of it out
+        ([M, M, M, M, N], [T, T, T, T, F], [F] * 5, [N, N, C, N, N], [0.9] * 5, None, [F, F, F, T, F]),
+        # below the floor: that position, and all left of it, wait
+        (
+            [M, M, M, M, N],
+            [T, T, T, T, F],
+            [F] * 5,
+            [C, N, N, N, N],
+            [0.9, 0.9, 0.9, 0.4, 0.9],
+            None,
+            [F] * 5,
+        ),
+        # no tail started: nothing joins, however sure
+        ([M, M, M, M, M], [T] * 5, [F] * 5, [C, N, N, N, N], [0.99] * 5, None, [F] * 5),
+        # a null chosen in this very step starts the tail
+        ([M, M, M, M, M], [T] * 5, [F, F, F, F, T], [C, C, N, N, N], [0.9] * 5, None, [F, F, T, T, F]),
+        # a row shorter than the window: the columns past its span are its end
+        ([M, M, N, 3, 4], [T, T, F, F, F], [F] * 5, [N, N, 3, 4, 4], [0.9] * 5, 3, [T, T, F, F, F]),
+    ],
+)
+def test_a_started_null_tail_takes_the_positions_read_as_null_next_to_it(
+    ids, masked, chosen, token, p, span_length, expected
+):
+    assert _run(ids, masked, chosen, token, p, span_length) == expected
+
+
+def test_null_runs_never_take_longer_and_keep_nulls_in_the_tail(engine):
+    """On the real model: never more steps than without, and the null tail stays a tail."""
+    prefix = "def mean(values):\n    total = sum(values)\n    return "
+    suffix = "\n\n\nprint(mean([1, 2, 3]))\n"
+    with_runs = list(engine.infill(prefix, suffix, (8, 16, 24)))
+    without = list(engine.with_settings(null_run_floor=None).infill(prefix, suffix, (8, 16, 24)))
+    assert with_runs[-1].step <= without[-1].step
+    null = engine.codec.specials.null
+    for candidate in with_runs[-1].candidates:
+        ids = list(candidate.ids)
+        if null in ids:
+            assert all(i == null for i in ids[ids.index(null) :])
