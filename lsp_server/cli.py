@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-file", type=Path, default=None, help="write the server log here")
     add_model_options(serve)
+    add_cache_options(serve)
 
     preview = commands.add_parser("preview", help="show a block denoising in the terminal, then its diff")
     preview.add_argument("target", help="FILE:LINE[:COL], 1-based line and column")

@@ -25,10 +25,13 @@ class ModelUnavailable(Exception):
 
 
 class EngineHost:
-    def __init__(self, model: str | None, device: str | None, dtype: str | None = None) -> None:
+    def __init__(
+        self, model: str | None, device: str | None, dtype: str | None = None, decoding: dict | None = None
+    ) -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
+        self.decoding = decoding or {}  # `fast_path_changes` arguments: the command's decoding flags
         self.engine: Engine | None = None
         self.error: str | None = None
         self.started = time.monotonic()
@@ -41,11 +44,13 @@ class EngineHost:
     def _load(self) -> None:
         try:
             self.stage = "importing torch"
-            from diffusion.engine import Engine
+            from diffusion.engine import Engine, fast_path_changes
 
             self.stage = f"reading {self.model or 'the built-in model'}"
             log.info("loading model %s", self.model or "(built-in)")
             engine = Engine.load(self.model, self.device, self.dtype)
+            if changes := fast_path_changes(**self.decoding):
+                engine = engine.with_settings(**changes)
             choose = getattr(engine, "scorer_choice", None)  # DiffusionGemma scores inside transformers
             if choose is not None:  # on CUDA this compiles and races the fused kernel: now, not in a request
                 self.stage = f"preparing the scorer on {engine.device}"

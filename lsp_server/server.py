@@ -9,6 +9,7 @@ scheduler's worker) lives in `Shared`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -266,6 +267,8 @@ def build_server(shared: Shared) -> Session:
             "model": host.status(),
             "error": host.error,
             "device": str(engine.device) if engine else None,
+            # What the resident engine decodes with (the defaults, or `unmask serve`'s flags).
+            "decoding": dataclasses.asdict(engine.settings) if engine else None,
             "encoding": session.encoding,
             "accepted": session.accepted,
             "rejected": session.rejected,

@@ -219,7 +219,16 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("pygls").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.addFilter(answered_errors)
-    shared = Shared(host=EngineHost(args.model, args.device, args.dtype))
+    # The decoding flags as given: they are turned into settings on the loader thread, where
+    # importing the engine (and torch) cannot hold up the handshake.
+    decoding = {
+        "refresh": args.cache_refresh,
+        "margin": args.cache_margin,
+        "no_cuda_graphs": args.no_cuda_graphs,
+        "fused_confidence": args.fused_confidence,
+        "null_run_floor": args.null_run_floor,
+    }
+    shared = Shared(host=EngineHost(args.model, args.device, args.dtype, decoding))
     listens = args.tcp is not None or args.ws is not None
     if listens and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: every process that can reach it can use the model", args.host)

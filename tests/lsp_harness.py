@@ -209,8 +209,11 @@ def to_plain(value: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def connect(kind: str, daemon: Daemon | None = None, model: str | None = None) -> AsyncIterator[Client]:
-    """A client connected over `kind`; stdio starts its own server (on `model`), tcp/ws use `daemon`."""
+async def connect(
+    kind: str, daemon: Daemon | None = None, model: str | None = None, extra: tuple[str, ...] = ()
+) -> AsyncIterator[Client]:
+    """A client connected over `kind`; stdio starts its own server (on `model`, with `extra`
+    arguments to `unmask serve`), tcp/ws use `daemon`."""
     lsp = LanguageClient("unmask-tests", "1")
     client = Client(lsp)
 
@@ -246,7 +249,7 @@ async def connect(kind: str, daemon: Daemon | None = None, model: str | None = N
         return client.apply_result
 
     if kind == "stdio":
-        await lsp.start_io(*server_command(model=model))
+        await lsp.start_io(*server_command(*extra, model=model))
     elif kind == "tcp":
         assert daemon is not None
         await lsp.start_tcp(daemon.host, daemon.port)

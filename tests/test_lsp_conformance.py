@@ -337,3 +337,14 @@ async def test_a_model_that_fails_to_load_is_said_and_nothing_is_offered(tmp_pat
             types.CodeActionContext(diagnostics=[]),
         )
         assert await client.request_untyped(types.TEXT_DOCUMENT_CODE_ACTION, params, "actions") == []
+
+
+async def test_serve_takes_the_decoding_flags_and_status_reports_them():
+    flags = ("--cache-refresh", "2", "--cache-margin", "8", "--null-run-floor", "0")
+    async with connect("stdio", extra=flags) as client:
+        await client.initialize()
+        client.open(URI, SOURCE)
+        await asyncio.wait_for(client.inline_completion(URI, RETURN_LINE, 11, "warm"), 120)
+        decoding = to_plain(await client.request("unmask/status", {}, "status"))["decoding"]
+        assert decoding["cache_refresh"] == 2 and decoding["cache_margin"] == 8
+        assert decoding["null_run_floor"] is None and decoding["tau"] == 0.9

@@ -1,6 +1,9 @@
 """Time inline completions as an editor sees them: the real server over stdio, a real LSP client.
 
     python tests/tools/inline_latency.py [--requests N] [--seed S] [--model FOLDER] [--json]
+        [-- SERVE_ARGS...]
+
+Arguments after `--` go to `unmask serve` (decoding flags: `--null-run-floor 0`, ...).
 
 Opens the benchmark's shipped source file (`diffusion/bench_input.py`, about
 350 lines of Python), then, N times, cuts a line at a random column (as if the
@@ -79,11 +82,13 @@ async def timed_request(client, line: int, column: int, msg_id: str, kind: str) 
     }
 
 
-async def measure(requests: int, seed: int, model: str | None) -> list[dict]:
+async def measure(
+    requests: int, seed: int, model: str | None, serve_args: tuple[str, ...] = ()
+) -> list[dict]:
     text = SOURCE.read_text()
     lines = text.split("\n")
     rows = []
-    async with connect("stdio", model=model) as client:
+    async with connect("stdio", model=model, extra=serve_args) as client:
         await client.initialize()
         client.open(URI, text)
         version = 1
@@ -135,8 +140,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("serve_args", nargs="*", help="after --: arguments for unmask serve")
     args = parser.parse_args()
-    rows = asyncio.run(measure(args.requests, args.seed, args.model))
+    rows = asyncio.run(measure(args.requests, args.seed, args.model, tuple(args.serve_args)))
     table = summary(rows)
     if args.json:
         print(json.dumps({"rows": rows, "summary": table}, indent=1))
