@@ -38,6 +38,13 @@ class Raw:
             if "method" in message:
                 self.notifications.append(message)
 
+    async def start(self, text: str, init: dict[str, Any] | None = None) -> None:
+        """initialize (with `init` params), initialized, and `text` opened as URI."""
+        await self.request(0, "initialize", init or {"capabilities": {}})
+        self.send({"method": "initialized", "params": {}})
+        item = {"uri": URI, "languageId": "python", "version": 1, "text": text}
+        self.send({"method": "textDocument/didOpen", "params": {"textDocument": item}})
+
     async def request(self, msg_id: Any, method: str, params: Any = ..., timeout: float = 120) -> dict:
         self.send({"id": msg_id, "method": method} | ({} if params is ... else {"params": params}))
         return await self.reply(msg_id, timeout)
@@ -71,10 +78,7 @@ async def test_utf16_is_used_when_the_client_offers_no_encoding():
     """Columns count UTF-16 units: an edit after astral characters lands where the client meant."""
     async with stdio_process() as process:
         raw = Raw(process)
-        await raw.request(1, "initialize", {"capabilities": {}, "initializationOptions": {}})
-        raw.send({"method": "initialized", "params": {}})
-        item = {"uri": URI, "languageId": "python", "version": 1, "text": 'x = "😀😀" + y\n'}
-        raw.send({"method": "textDocument/didOpen", "params": {"textDocument": item}})
+        await raw.start('x = "😀😀" + y\n', {"capabilities": {}, "initializationOptions": {}})
         change = {
             "range": {"start": {"line": 0, "character": 9}, "end": {"line": 0, "character": 9}},
             "text": "Z",
@@ -102,10 +106,7 @@ async def test_utf16_is_used_when_the_client_offers_no_encoding():
 async def test_a_client_without_options_gets_answers_but_no_previews():
     async with stdio_process() as process:
         raw = Raw(process)
-        await raw.request(1, "initialize", {"capabilities": {}})
-        raw.send({"method": "initialized", "params": {}})
-        item = {"uri": URI, "languageId": "python", "version": 1, "text": SOURCE}
-        raw.send({"method": "textDocument/didOpen", "params": {"textDocument": item}})
+        await raw.start(SOURCE)
         params = {
             "textDocument": {"uri": URI},
             "position": {"line": RETURN_LINE, "character": 11},
@@ -120,10 +121,7 @@ async def test_a_malformed_change_leaves_the_document_out_of_sync():
     """A didChange that cannot be read was an edit the server missed: later ones must not apply."""
     async with stdio_process() as process:
         raw = Raw(process)
-        await raw.request(1, "initialize", {"capabilities": {}})
-        raw.send({"method": "initialized", "params": {}})
-        item = {"uri": URI, "languageId": "python", "version": 1, "text": SOURCE}
-        raw.send({"method": "textDocument/didOpen", "params": {"textDocument": item}})
+        await raw.start(SOURCE)
         raw.send(
             {
                 "method": "textDocument/didChange",
