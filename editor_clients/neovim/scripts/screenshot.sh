@@ -105,8 +105,9 @@ def mixed(path):
     return bool(sgr) and any(glyph in line and sgr in line for line in path.read_text(errors="replace").splitlines())
 
 
-# halfway: some of the block resolved, some still masked
-frame, count = min(masked, key=lambda fc: (not mixed(fc[0]), abs(fc[1] - 0.45 * most)))
+# halfway: some of the block resolved, and as much as possible still masked (a started null
+# tail resolves to nothing at once, so the masks thin out before any text shows)
+frame, count = min(masked, key=lambda fc: (not mixed(fc[0]), -fc[1]))
 print(f"{len(frames)} frames, {len(masked)} mid-denoise; kept {frame.name} ({count} of {most} masks)")
 # The terminal's own colours: Neovim's default dark scheme (cells tmux reports without colour).
 theme = TerminalTheme(
