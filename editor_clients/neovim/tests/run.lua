@@ -330,6 +330,17 @@ test('block request (scripted server): moving inside the block before its range 
   child:stop()
 end)
 
+test('block request (scripted server): leaving before its range is known drops it when it comes', function()
+  local child = fake_child({ block = BODY, block_delay = 400 }, {}, FUNC)
+  child:lua('vim.api.nvim_win_set_cursor(0, { 2, 0 })')
+  child:cmd('Unmask rewrite')
+  child:input('k') -- to the `def` line, outside the body the answer will name
+  child:wait('return ' .. ST .. '.request == nil', 5000, 'the answer')
+  ok(child:lua('return ' .. ST .. '.block == nil'), 'no block edit shown where the cursor is not')
+  eq(0, child:lua('return #require("unmask.render").marks(0)'), 'nothing drawn')
+  child:stop()
+end)
+
 test('custom keys (scripted server): with nothing to act on a key does what it does unmapped', function()
   local lines = { 'abc', '' }
   for i = 1, 60 do

@@ -129,6 +129,10 @@ local function on_result(bufnr, id, err, result, ctx)
     encoding = client.encoding(vim.lsp.get_client_by_id(ctx.client_id)),
   }
   M.show(bufnr)
+  local rows = st.block and st.block.rows
+  if not request.rows and rows and util.cursor_outside(bufnr, rows[1], rows[2]) then
+    M.reject(bufnr, false) -- the cursor left before the block's rows were known
+  end
 end
 
 --- Ask for a rewrite or suggestions. `range`: { line1, line2 } (1-based, inclusive) for a

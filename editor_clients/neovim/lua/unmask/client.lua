@@ -94,7 +94,14 @@ local function on_preview(_, params, ctx)
   local encoding = M.encoding(vim.lsp.get_client_by_id(ctx.client_id))
   local row, col = util.from_lsp(bufnr, params.range.start, encoding)
   local end_row = util.from_lsp(bufnr, params.range['end'], encoding)
+  local known = request.rows ~= nil
   request.rows = { row, end_row }
+  if not known and request.kind ~= 'infill' and util.cursor_outside(bufnr, row, end_row) then
+    -- The cursor left before the block's rows were known (on_cursor waits for them).
+    M.cancel(bufnr)
+    render.clear(bufnr)
+    return
+  end
   local lines = render.segment_lines(params.segments, bufnr)
   if params.mode == 'infill' then
     local status = not params.final and ('unmask %d/%d'):format(params.step, params.steps) or nil

@@ -146,6 +146,17 @@ function M.message(text, level)
   end
 end
 
+--- Whether the current window shows `bufnr` with its cursor outside rows first..last (0-based):
+--- the user has left a block whose rows only became known now.
+function M.cursor_outside(bufnr, first, last)
+  local win = vim.api.nvim_get_current_win()
+  if vim.api.nvim_win_get_buf(win) ~= bufnr then
+    return false
+  end
+  local row = vim.api.nvim_win_get_cursor(win)[1] - 1
+  return row < first or row > last
+end
+
 --- Fire `User <pattern>` with data (for statuslines, tests and user hooks).
 function M.emit(pattern, data)
   pcall(vim.api.nvim_exec_autocmds, 'User', { pattern = pattern, modeline = false, data = data })
