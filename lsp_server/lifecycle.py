@@ -53,10 +53,12 @@ class UnmaskProtocol(LanguageServerProtocol):
 
     def refuse(self, raw: dict[str, Any]) -> tuple[int, str] | None:
         """What a request (`raw` has an id and a method) is answered instead of being served."""
-        problem = refusal(str(raw["method"]), self.initialize_received, self._shutdown)
-        if problem is None and raw["method"] == types.INITIALIZE:
+        return refusal(str(raw["method"]), self.initialize_received, self._shutdown)
+
+    def served(self, raw: dict[str, Any]) -> None:
+        """`raw` was read and goes to its handler: an `initialize` with bad params can be sent again."""
+        if raw.get("method") == types.INITIALIZE and "id" in raw:
             self.initialize_received = True
-        return problem
 
     def lost_notification(self, raw: dict[str, Any], reason: str) -> None:
         """A notification that could not be read; a lost `didChange` leaves its document out of sync."""

@@ -67,6 +67,8 @@ def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
             if isinstance(protocol, UnmaskProtocol):
                 protocol.lost_notification(raw, f"a malformed {raw.get('method')} was dropped ({reason})")
         return
+    if isinstance(protocol, UnmaskProtocol):
+        protocol.served(raw)
     protocol.handle_message(message)
 
 

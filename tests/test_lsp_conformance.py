@@ -57,6 +57,8 @@ async def test_lifecycle_and_omitted_params():
         assert before["error"]["code"] == -32002 and "initialize first" in before["error"]["message"]
         early_shutdown = await raw.request(2, "shutdown")
         assert early_shutdown["error"]["code"] == -32002  # and the connection still takes initialize
+        malformed = await raw.request(3, "initialize", {"capabilities": 7})
+        assert malformed["error"]["code"] == -32602  # and it may be sent again, well formed
         first = await raw.request(3, "initialize", {"capabilities": {}})
         assert "capabilities" in first["result"]
         again = await raw.request(4, "initialize", {"capabilities": {}})
