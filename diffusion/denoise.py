@@ -232,7 +232,8 @@ def null_run(
     """
     start, stop = window
     masked = state.masked[:, start:stop]
-    committed = (~masked & (state.ids[:, start:stop] == null_id)) | (chosen & (token == null_id))
+    # Only the span's own nulls: a null id that is also the eos or pad id past the span is no tail.
+    committed = ((~masked & (state.ids[:, start:stop] == null_id)) | (chosen & (token == null_id))) & span
     predicted = masked & ~chosen & (token == null_id) & (token_logp >= math.log(floor))
     nullish = committed | predicted | ~span
     to_the_end = nullish.flip(1).long().cumprod(1).flip(1).bool()  # every column from t on is nullish

@@ -78,8 +78,8 @@ class EngineSettings:
 
 
 def fast_path_changes(
-    refresh: int | None,
-    margin: int | None,
+    refresh: int | None = None,
+    margin: int | None = None,
     no_cuda_graphs: bool = False,
     fused_confidence: str = "auto",
     null_run_floor: float | None = None,

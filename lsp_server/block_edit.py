@@ -88,12 +88,16 @@ def suggest_work(engine: Engine, prefix: str, block: str, suffix: str) -> Iterat
         yield from engine.repair(prefix, block, suffix, remask)
 
 
-ACTION_KIND = types.CodeActionKind.RefactorRewrite
+ACTION_KIND = types.CodeActionKind.RefactorRewrite.value
 
 
 def offers(only: Sequence[str] | None, kind: str = ACTION_KIND) -> bool:
     """Whether a code action of `kind` is among those asked for (`context.only`, kinds nest by dots)."""
-    return only is None or any(kind == asked or kind.startswith(f"{asked}.") for asked in only)
+    if only is None:
+        return True
+    asked_for = [str(getattr(asked, "value", asked)) for asked in only]
+    # "" is LSP's Empty kind, which every kind falls under.
+    return any(asked == "" or kind == asked or kind.startswith(f"{asked}.") for asked in asked_for)
 
 
 def code_actions(

@@ -251,6 +251,17 @@ def build_server(shared: Shared) -> Session:
     async def suggest_command(*arguments: Any):
         return await run_command(session, "suggest", list(arguments))
 
+    @server.feature(types.SHUTDOWN)
+    def shutdown(params: Any) -> None:
+        # pygls then cancels what is pending while iterating the very dict a cancelled
+        # command's callback deletes from ("dictionary changed size"): cancelled here first,
+        # from a copy, pygls finds them all done.
+        protocol = server.protocol
+        current = protocol.msg_id
+        for msg_id, future in list(protocol._request_futures.items()):
+            if msg_id != current and not future.done():
+                future.cancel()
+
     @server.feature(DID_ACCEPT)
     def did_accept(params: Any) -> None:
         session.accepted += 1
@@ -316,10 +327,12 @@ async def report_loading(session: Session) -> None:
     host = session.shared.host
     progress = session.server.work_done_progress
     token = f"unmask-load-{session.connection}"
-    try:
-        await asyncio.wait_for(progress.create_async(token), PROGRESS_CREATE_SECONDS)
-    except Exception as error:  # refused, unanswered or disconnected: the load goes on regardless
-        log.info("no load progress for connection %d: %r", session.connection, error)
+    # Waited for without cancelling: a late answer to a cancelled request would be an error.
+    created = asyncio.ensure_future(progress.create_async(token))
+    await asyncio.wait({created}, timeout=PROGRESS_CREATE_SECONDS)
+    if not created.done() or created.cancelled() or created.exception() is not None:
+        # refused, unanswered or disconnected: the load goes on regardless
+        log.info("no load progress for connection %d", session.connection)
         return
     stage = host.stage
     progress.begin(token, types.WorkDoneProgressBegin(title="unmask", message=stage, cancellable=False))
@@ -331,25 +344,32 @@ async def report_loading(session: Session) -> None:
     progress.end(token, types.WorkDoneProgressEnd(message=host.outcome()))
 
 
-def follow_cancellation(session: Session) -> None:
-    """Cancel the running task when its request is cancelled.
+def follow_cancellation(session: Session) -> asyncio.Future | None:
+    """Cancel the running task when its request is cancelled; the request's future.
 
     pygls runs a command's handler as a task of its own under another id, so
     `$/cancelRequest` (or `shutdown`) for the command would only cancel the
-    outer request and leave the denoising, and its edit, to go on.
+    outer request and leave the denoising, and its edit, to go on. A cancel
+    read before this task first ran has already removed the request's future:
+    the task is then cancelled at once.
     """
     protocol = session.server.protocol
-    outer = protocol._request_futures.get(protocol.msg_id)
+    msg_id = protocol.msg_id
+    outer = protocol._request_futures.get(msg_id)
     task = asyncio.current_task()
-    if outer is None or task is None or outer is task:
-        return
-    loop = asyncio.get_running_loop()
-    outer.add_done_callback(lambda done: loop.call_soon_threadsafe(task.cancel) if done.cancelled() else None)
+    if task is None or outer is task:
+        return None
+    if outer is None or outer.cancelled():
+        raise asyncio.CancelledError(f"request {msg_id} was cancelled before it started")
+    # The callback runs on the loop's thread (pygls cancels from a handler): cancel directly,
+    # so no step can slip in between the cancel and the task seeing it.
+    outer.add_done_callback(lambda done: task.cancel() if done.cancelled() else None)
+    return outer
 
 
 async def run_command(session: Session, mode: str, arguments: list[Any]):
     """`workspace/executeCommand`: compute the block edit, apply the best through the client."""
-    follow_cancellation(session)
+    outer = follow_cancellation(session)
     arguments = to_plain(arguments) or []
     if not arguments or not isinstance(arguments[0], dict):
         raise JsonRpcInvalidParams(f"unmask: {mode} expects one argument {{textDocument, range|position}}")
@@ -358,6 +378,8 @@ async def run_command(session: Session, mode: str, arguments: list[Any]):
     except ParamsError as error:
         raise as_rpc_error(error) from None
     result = await guarded(block_edit.run(session, request))
+    if outer is not None and outer.cancelled():
+        raise asyncio.CancelledError("cancelled after its last step")  # no edit for a cancelled command
     if result["edits"]:
         apply_edit(session, request.uri, result["edits"][0])
     return result

@@ -120,6 +120,8 @@ async def serve_connection(session: Session, read) -> None:
     except (asyncio.IncompleteReadError, ConnectionError) as error:
         log.info("connection %d closed: %s", session.connection, error)
     finally:
+        for task in list(session.tasks):  # the load's progress and the like: nobody left to tell
+            task.cancel()
         protocol = session.server.protocol
         protocol._shutdown = True
         # The client is gone: its requests are cancelled (their jobs stop at the next step)
@@ -231,6 +233,7 @@ def serve(args: argparse.Namespace) -> int:
         "null_run_floor": args.null_run_floor,
     }
     shared = Shared(host=EngineHost(args.model, args.device, args.dtype, decoding))
+    args.host = args.host or "127.0.0.1"  # also when called without `main`'s parsing
     listens = args.tcp is not None or args.ws is not None
     if listens and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: every process that can reach it can use the model", args.host)

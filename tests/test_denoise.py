@@ -170,6 +170,8 @@ F, T = False, True
         ([M, M, M, M, M], [T] * 5, [F] * 5, [C, N, N, N, N], [0.99] * 5, None, [F] * 5),
         # a null chosen in this very step starts the tail
         ([M, M, M, M, M], [T] * 5, [F, F, F, F, T], [C, C, N, N, N], [0.9] * 5, None, [F, F, T, T, F]),
+        # a null id past the span (a checkpoint whose null is also its eos) starts no tail
+        ([M, M, M, N], [T, T, T, F], [F] * 4, [C, N, N, N], [0.6] * 4, 3, [F] * 4),
         # a row shorter than the window: the columns past its span are its end
         ([M, M, N, 3, 4], [T, T, F, F, F], [F] * 5, [N, N, 3, 4, 4], [0.9] * 5, 3, [T, T, F, F, F]),
     ],

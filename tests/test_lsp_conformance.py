@@ -348,3 +348,84 @@ async def test_serve_takes_the_decoding_flags_and_status_reports_them():
         decoding = to_plain(await client.request("unmask/status", {}, "status"))["decoding"]
         assert decoding["cache_refresh"] == 2 and decoding["cache_margin"] == 8
         assert decoding["null_run_floor"] is None and decoding["tau"] == 0.9
+
+
+class Wire:
+    """A raw TCP client that answers the server's `workspace/applyEdit` and keeps what it saw."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.seen = reader, writer, []
+
+    def send(self, **message: Any) -> None:
+        self.writer.write(frame(json.dumps({"jsonrpc": "2.0", **message}).encode()))
+
+    async def until(self, predicate, timeout: float = 120) -> dict[str, Any]:
+        await self.writer.drain()
+        while True:
+            message = await asyncio.wait_for(read_frame(self.reader), timeout)
+            self.seen.append(message)
+            if message.get("method") == "workspace/applyEdit":
+                self.send(id=message["id"], result={"applied": True})
+            if predicate(message):
+                return message
+
+    async def answer(self, msg_id: Any, timeout: float = 120) -> dict[str, Any]:
+        return await self.until(lambda m: m.get("id") == msg_id and "method" not in m, timeout)
+
+
+async def command_session(daemon) -> Wire:
+    """Initialized (edits accepted, versioned), SOURCE open, the model warm."""
+    wire = Wire(*await asyncio.open_connection(daemon.host, daemon.port))
+    capabilities = {"workspace": {"applyEdit": True, "workspaceEdit": {"documentChanges": True}}}
+    wire.send(id=0, method="initialize", params={"capabilities": capabilities, "initializationOptions": {}})
+    await wire.answer(0)
+    wire.send(method="initialized", params={})
+    item = {"uri": URI, "languageId": "python", "version": 1, "text": SOURCE}
+    wire.send(method="textDocument/didOpen", params={"textDocument": item})
+    position = {"line": 8, "character": 12}
+    wire.send(
+        id="warm",
+        method="unmask/blockEdit",
+        params={"textDocument": {"uri": URI}, "position": position, "mode": "rewrite"},
+    )
+    await wire.answer("warm")
+    return wire
+
+
+REWRITE = {
+    "command": "unmask.rewrite",
+    "arguments": [{"textDocument": {"uri": URI}, "position": {"line": 8, "character": 12}}],
+}
+
+
+async def test_a_command_cancelled_before_it_starts_sends_no_edit():
+    """The cancel is read in the same chunk as the command, before the command's task first runs."""
+    daemon = await start_daemon("tcp")
+    try:
+        wire = await command_session(daemon)
+        wire.send(id="cmd", method="workspace/executeCommand", params=REWRITE)
+        wire.send(method="$/cancelRequest", params={"id": "cmd"})
+        assert (await wire.answer("cmd"))["error"]["code"] == -32800
+        wire.send(id="status", method="unmask/status")
+        await wire.answer("status")
+        with pytest.raises(asyncio.TimeoutError):  # a whole rewrite's time: no edit comes
+            await wire.until(lambda m: m.get("method") == "workspace/applyEdit", timeout=20)
+        wire.writer.close()
+    finally:
+        await daemon.stop()
+
+
+async def test_shutdown_while_a_command_runs_cancels_it_and_shuts_down():
+    daemon = await start_daemon("tcp")
+    try:
+        wire = await command_session(daemon)
+        wire.send(id="cmd", method="workspace/executeCommand", params=REWRITE)
+        await wire.until(lambda m: m.get("method") == "unmask/preview" and m["params"]["id"] == "cmd")
+        wire.send(id="down", method="shutdown")
+        assert (await wire.answer("down", timeout=30))["result"] is None
+        wire.send(id="after", method="unmask/status")
+        assert (await wire.answer("after", timeout=30))["error"]["code"] == -32600
+        assert not [m for m in wire.seen if m.get("method") == "workspace/applyEdit"]
+        wire.writer.close()
+    finally:
+        await daemon.stop()

@@ -58,6 +58,8 @@ def test_a_client_without_options_gets_no_previews():
         (["refactor.extract"], False),
         (["refactor.rewrite.more"], False),  # a narrower kind than ours
         ([], False),
+        ([""], True),  # LSP's Empty kind: every kind falls under it
+        ([types.CodeActionKind.Refactor], True),  # an enum member, as typed clients send
     ],
 )
 def test_code_action_kinds_nest_by_dots(only, offered):
@@ -106,3 +108,10 @@ def test_errors_answered_to_the_client_leave_no_traceback_in_the_log():
     assert not answered_errors(record("pygls.protocol.json_rpc", JsonRpcContentModified("changed")))
     assert answered_errors(record("pygls.protocol.json_rpc", ValueError("a bug")))  # bugs stay
     assert answered_errors(record("lsp_server.server", JsonRpcContentModified("ours")))
+
+
+def test_the_engine_host_loads_without_decoding_flags():
+    from lsp_server.engine_host import EngineHost
+
+    host = EngineHost(None, "cpu")
+    assert host.ready.wait(300) and host.error is None and host.engine is not None

@@ -127,10 +127,11 @@ local function on_result(bufnr, id, err, result, ctx)
     tick = request.tick,
     client_id = ctx.client_id,
     encoding = client.encoding(vim.lsp.get_client_by_id(ctx.client_id)),
+    origin = request.origin, -- the row it was asked from counts as inside (see util.cursor_outside)
   }
   M.show(bufnr)
   local rows = st.block and st.block.rows
-  if not request.rows and rows and util.cursor_outside(bufnr, rows[1], rows[2]) then
+  if not request.rows and rows and util.cursor_outside(bufnr, rows[1], rows[2], request.origin) then
     M.reject(bufnr, false) -- the cursor left before the block's rows were known
   end
 end
@@ -181,6 +182,9 @@ function M.request(mode, range)
       tick = util.buf_tick(bufnr),
       client_id = c.id,
       rows = rows,
+      -- the cursor's row when asked: the server's block may lie above it (a body's trailing
+      -- blank line), and staying on it is not leaving the block
+      origin = vim.api.nvim_win_get_cursor(win)[1] - 1,
     }
     local header = ('unmask %s · waiting for the model'):format(mode)
     local at = rows or { params.position.line, params.position.line }

@@ -96,7 +96,7 @@ local function on_preview(_, params, ctx)
   local end_row = util.from_lsp(bufnr, params.range['end'], encoding)
   local known = request.rows ~= nil
   request.rows = { row, end_row }
-  if not known and request.kind ~= 'infill' and util.cursor_outside(bufnr, row, end_row) then
+  if not known and request.kind ~= 'infill' and util.cursor_outside(bufnr, row, end_row, request.origin) then
     -- The cursor left before the block's rows were known (on_cursor waits for them).
     M.cancel(bufnr)
     render.clear(bufnr)

@@ -99,7 +99,7 @@ local function on_cursor(args)
     if request.kind == 'infill' then
       moved = request.cursor and (request.cursor[1] ~= row or request.cursor[2] ~= col)
     else
-      moved = request.rows and (row < request.rows[1] or row > request.rows[2])
+      moved = request.rows and row ~= request.origin and (row < request.rows[1] or row > request.rows[2])
     end
     if moved then
       client.cancel(bufnr)
@@ -107,7 +107,7 @@ local function on_cursor(args)
     end
   end
   local b = st.block
-  if b and b.rows and (row < b.rows[1] or row > b.rows[2]) then
+  if b and b.rows and row ~= b.origin and (row < b.rows[1] or row > b.rows[2]) then
     block.reject(bufnr, false)
   end
 end

@@ -4,7 +4,7 @@
 --              (rows: the block's { first, last } once known; nil until then)
 -- suggestion = { text, row, col, end_row, end_col, version, tick, uri, client_id, response }
 --              (row/col: 0-based byte position where `text` goes; end_*: the replaced range end)
--- block      = { result, choice, uri, version, tick, client_id, encoding, rows = { first, last } }
+-- block      = { result, choice, uri, version, tick, client_id, encoding, rows = { first, last }, origin }
 --
 -- version is the LSP version, tick the buffer's b:changedtick (see util.is_current): all three are
 -- dropped or refused once either moves. write_tick: b:changedtick at BufWritePre (init.lua).

@@ -146,15 +146,16 @@ function M.message(text, level)
   end
 end
 
---- Whether the current window shows `bufnr` with its cursor outside rows first..last (0-based):
---- the user has left a block whose rows only became known now.
-function M.cursor_outside(bufnr, first, last)
+--- Whether the current window shows `bufnr` with its cursor outside rows first..last (0-based)
+--- and off `origin`, the row it was asked from: the user has left a block whose rows only
+--- became known now.
+function M.cursor_outside(bufnr, first, last, origin)
   local win = vim.api.nvim_get_current_win()
   if vim.api.nvim_win_get_buf(win) ~= bufnr then
     return false
   end
   local row = vim.api.nvim_win_get_cursor(win)[1] - 1
-  return row < first or row > last
+  return row ~= origin and (row < first or row > last)
 end
 
 --- Fire `User <pattern>` with data (for statuslines, tests and user hooks).
