@@ -225,9 +225,9 @@ def null_run(
 
     The model is surest of a span's last positions, so a tail of nulls clears the threshold
     a position or two per step from the right, and a one-token answer in a 24-token span
-    took 16 steps. Past `floor` = 0.5 null is likelier than every other token together,
-    and a null there makes the rest of the span null anyway (a null tail is the only place
-    nulls go), so the run is committed in one step. `span` is the window's span columns
+    took 16 steps. Past a `floor` of at least 0.5 null is likelier than every other token
+    together, and a null there makes the rest of the span null anyway (a null tail is the
+    only place nulls go), so the run is committed in one step. `span` is the window's span columns
     (B, W); columns past a row's span count as its end.
     """
     start, stop = window

@@ -110,7 +110,7 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
         type=unit_interval,
         default=None,
         help="probability of null that lets a started null tail take a position at once; "
-        "0: off, one position at the threshold at a time (default: the engine's, 0.5)",
+        "0: off, one position at the threshold at a time (default: the engine's, 0.7)",
     )
     parser.add_argument(
         "--fused-confidence",
