@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -77,6 +78,10 @@ class EngineHost:
         if self.error or self.engine is None:
             return str(self.error)
         return f"model ready in {self.seconds or 0:.1f} s on {self.engine.device}"
+
+    async def settled(self) -> None:
+        """Return once the load has ended, ready or failed."""
+        await _wait_event(self.ready, math.inf)
 
     async def wait(self, timeout: float) -> Engine:
         await _wait_event(self.ready, timeout)

@@ -309,8 +309,7 @@ async def watch_load(session: Session, progress: bool) -> None:
     host = session.shared.host
     if progress and not host.ready.is_set():
         await report_loading(session)
-    while not host.ready.is_set():
-        await asyncio.sleep(PROGRESS_POLL_SECONDS)
+    await host.settled()
     if host.error:
         session.server.window_show_message(
             types.ShowMessageParams(types.MessageType.Error, f"unmask: {host.error}")
@@ -416,11 +415,9 @@ def apply_edit(session: Session, uri: str, edit: dict[str, Any]) -> None:
             ]
         )
         if versioned
-        # Unversioned: sent only while the server's copy is still the version the edit was made for.
+        # Unversioned: made from the copy the stream just checked was still current.
         else types.WorkspaceEdit(changes={uri: [text_edit]})
     )
-    if not versioned and (session.documents.stamp(uri) or (0, None))[1] != edit["version"]:
-        return  # an unversioned edit would land on other text
 
     def answered(future: asyncio.Future) -> None:
         problem = None

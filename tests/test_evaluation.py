@@ -274,16 +274,8 @@ def test_eval_jsonl_scores_text(tmp_path: Path):
     assert summary["tasks"] == 2
     assert 0 <= summary["exact_match"] <= 100 and 0 <= summary["edit_similarity"] <= 100
     bad = tmp_path / "bad.jsonl"
-    bad.write_text("{}\n")
-    failed = subprocess.run(
-        [sys.executable, "-m", "lsp_server.cli", "eval", "jsonl", str(bad), *MODEL],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert failed.returncode == 2 and "bad.jsonl:1" in failed.stderr
     for content, message in (
+        (b"{}\n", "bad.jsonl:1"),
         (b"", "holds no tasks"),
         (
             b'{"task_id": "a", "prefix": "", "suffix": "", "middle": ""}\n{"x": "\xe9"}\n',

@@ -19,24 +19,39 @@ from tests.test_server_e2e import RETURN_LINE, SOURCE, URI, _until, error_code
 
 
 class Raw:
-    """A client written as frames, for what a typed client would refuse to send."""
+    """A client written as frames over a stream pair (stdio or TCP), for what a typed client
+    would refuse to send. It keeps every message it reads and accepts every edit it is sent."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.notifications: list[dict[str, Any]] = []
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.seen: list[dict[str, Any]] = []
+
+    @classmethod
+    def over(cls, process: asyncio.subprocess.Process) -> Raw:
+        return cls(process.stdout, process.stdin)
+
+    @property
+    def notifications(self) -> list[dict[str, Any]]:
+        """What the server sent on its own (notifications and its requests)."""
+        return [m for m in self.seen if "method" in m]
 
     def send(self, message: dict[str, Any]) -> None:
-        self.process.stdin.write(frame(json.dumps({"jsonrpc": "2.0", **message}).encode()))
+        self.writer.write(frame(json.dumps({"jsonrpc": "2.0", **message}).encode()))
+
+    async def until(self, predicate, timeout: float = 120) -> dict[str, Any]:
+        """Read until a message satisfies `predicate`; that message."""
+        await self.writer.drain()
+        while True:
+            message = await asyncio.wait_for(read_frame(self.reader), timeout)
+            self.seen.append(message)
+            if message.get("method") == "workspace/applyEdit":
+                self.send({"id": message["id"], "result": {"applied": True}})
+            if predicate(message):
+                return message
 
     async def reply(self, msg_id: Any, timeout: float = 120) -> dict[str, Any]:
-        """The answer to request `msg_id`; notifications met on the way are kept."""
-        await self.process.stdin.drain()
-        while True:
-            message = await asyncio.wait_for(read_frame(self.process.stdout), timeout)
-            if "method" not in message and message.get("id") == msg_id:
-                return message
-            if "method" in message:
-                self.notifications.append(message)
+        """The answer to request `msg_id`."""
+        return await self.until(lambda m: m.get("id") == msg_id and "method" not in m, timeout)
 
     async def start(self, text: str, init: dict[str, Any] | None = None) -> None:
         """initialize (with `init` params), initialized, and `text` opened as URI."""
@@ -52,7 +67,7 @@ class Raw:
 
 async def test_lifecycle_and_omitted_params():
     async with stdio_process() as process:
-        raw = Raw(process)
+        raw = Raw.over(process)
         before = await raw.request(1, "unmask/status")
         assert before["error"]["code"] == -32002 and "initialize first" in before["error"]["message"]
         early_shutdown = await raw.request(2, "shutdown")
@@ -79,7 +94,7 @@ async def test_lifecycle_and_omitted_params():
 async def test_utf16_is_used_when_the_client_offers_no_encoding():
     """Columns count UTF-16 units: an edit after astral characters lands where the client meant."""
     async with stdio_process() as process:
-        raw = Raw(process)
+        raw = Raw.over(process)
         await raw.start('x = "😀😀" + y\n', {"capabilities": {}, "initializationOptions": {}})
         change = {
             "range": {"start": {"line": 0, "character": 9}, "end": {"line": 0, "character": 9}},
@@ -107,7 +122,7 @@ async def test_utf16_is_used_when_the_client_offers_no_encoding():
 
 async def test_a_client_without_options_gets_answers_but_no_previews():
     async with stdio_process() as process:
-        raw = Raw(process)
+        raw = Raw.over(process)
         await raw.start(SOURCE)
         params = {
             "textDocument": {"uri": URI},
@@ -122,7 +137,7 @@ async def test_a_client_without_options_gets_answers_but_no_previews():
 async def test_a_malformed_change_leaves_the_document_out_of_sync():
     """A didChange that cannot be read was an edit the server missed: later ones must not apply."""
     async with stdio_process() as process:
-        raw = Raw(process)
+        raw = Raw.over(process)
         await raw.start(SOURCE)
         raw.send(
             {
@@ -202,15 +217,20 @@ async def test_code_actions_follow_the_request_and_the_client():
         assert all("kind" not in c for c in commands)
 
 
-async def test_edits_through_the_client_follow_its_capabilities_and_answers():
+async def rewrite_through_command(client) -> dict[str, Any]:
+    """`unmask.rewrite` at SOURCE's line 9 through workspace/executeCommand; its result."""
     argument = {"textDocument": {"uri": URI}, "position": {"line": 8, "character": 12}}
     run = types.ExecuteCommandParams(command="unmask.rewrite", arguments=[argument])
+    return to_plain(
+        await asyncio.wait_for(client.request_untyped(types.WORKSPACE_EXECUTE_COMMAND, run, "c"), 120)
+    )
+
+
+async def test_edits_through_the_client_follow_its_capabilities_and_answers():
     async with connect("stdio") as client:  # the client takes no edits from servers: told, not sent
         await client.initialize(capabilities=types.ClientCapabilities())
         client.open(URI, SOURCE)
-        result = to_plain(
-            await asyncio.wait_for(client.request_untyped(types.WORKSPACE_EXECUTE_COMMAND, run, "c"), 120)
-        )
+        result = await rewrite_through_command(client)
         if result["edits"]:
             await asyncio.wait_for(_until(lambda: client.messages, client), 30)
             assert "does not accept edits" in client.messages[-1][1]
@@ -219,9 +239,7 @@ async def test_edits_through_the_client_follow_its_capabilities_and_answers():
         await client.initialize()
         client.apply_result = types.ApplyWorkspaceEditResult(applied=False, failure_reason="read-only buffer")
         client.open(URI, SOURCE)
-        result = to_plain(
-            await asyncio.wait_for(client.request_untyped(types.WORKSPACE_EXECUTE_COMMAND, run, "c"), 120)
-        )
+        result = await rewrite_through_command(client)
         if result["edits"]:
             await asyncio.wait_for(_until(lambda: client.messages, client), 30)
             assert "read-only buffer" in client.messages[-1][1]
@@ -232,9 +250,7 @@ async def test_edits_through_the_client_follow_its_capabilities_and_answers():
             )
         )
         client.open(URI, SOURCE)
-        result = to_plain(
-            await asyncio.wait_for(client.request_untyped(types.WORKSPACE_EXECUTE_COMMAND, run, "c"), 120)
-        )
+        result = await rewrite_through_command(client)
         if result["edits"]:
             await asyncio.wait_for(_until(lambda: client.applied_edits, client), 30)
             edit = client.applied_edits[-1]["edit"]
@@ -350,45 +366,15 @@ async def test_serve_takes_the_decoding_flags_and_status_reports_them():
         assert decoding["null_run_floor"] is None and decoding["tau"] == 0.9
 
 
-class Wire:
-    """A raw TCP client that answers the server's `workspace/applyEdit` and keeps what it saw."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer, self.seen = reader, writer, []
-
-    def send(self, **message: Any) -> None:
-        self.writer.write(frame(json.dumps({"jsonrpc": "2.0", **message}).encode()))
-
-    async def until(self, predicate, timeout: float = 120) -> dict[str, Any]:
-        await self.writer.drain()
-        while True:
-            message = await asyncio.wait_for(read_frame(self.reader), timeout)
-            self.seen.append(message)
-            if message.get("method") == "workspace/applyEdit":
-                self.send(id=message["id"], result={"applied": True})
-            if predicate(message):
-                return message
-
-    async def answer(self, msg_id: Any, timeout: float = 120) -> dict[str, Any]:
-        return await self.until(lambda m: m.get("id") == msg_id and "method" not in m, timeout)
-
-
-async def command_session(daemon) -> Wire:
-    """Initialized (edits accepted, versioned), SOURCE open, the model warm."""
-    wire = Wire(*await asyncio.open_connection(daemon.host, daemon.port))
+async def command_session(daemon) -> Raw:
+    """Over TCP: initialized (edits accepted, versioned), SOURCE open, the model warm."""
+    wire = Raw(*await asyncio.open_connection(daemon.host, daemon.port))
     capabilities = {"workspace": {"applyEdit": True, "workspaceEdit": {"documentChanges": True}}}
-    wire.send(id=0, method="initialize", params={"capabilities": capabilities, "initializationOptions": {}})
-    await wire.answer(0)
-    wire.send(method="initialized", params={})
-    item = {"uri": URI, "languageId": "python", "version": 1, "text": SOURCE}
-    wire.send(method="textDocument/didOpen", params={"textDocument": item})
+    await wire.start(SOURCE, {"capabilities": capabilities, "initializationOptions": {}})
     position = {"line": 8, "character": 12}
-    wire.send(
-        id="warm",
-        method="unmask/blockEdit",
-        params={"textDocument": {"uri": URI}, "position": position, "mode": "rewrite"},
+    await wire.request(
+        "warm", "unmask/blockEdit", {"textDocument": {"uri": URI}, "position": position, "mode": "rewrite"}
     )
-    await wire.answer("warm")
     return wire
 
 
@@ -403,11 +389,10 @@ async def test_a_command_cancelled_before_it_starts_sends_no_edit():
     daemon = await start_daemon("tcp")
     try:
         wire = await command_session(daemon)
-        wire.send(id="cmd", method="workspace/executeCommand", params=REWRITE)
-        wire.send(method="$/cancelRequest", params={"id": "cmd"})
-        assert (await wire.answer("cmd"))["error"]["code"] == -32800
-        wire.send(id="status", method="unmask/status")
-        await wire.answer("status")
+        wire.send({"id": "cmd", "method": "workspace/executeCommand", "params": REWRITE})
+        wire.send({"method": "$/cancelRequest", "params": {"id": "cmd"}})
+        assert (await wire.reply("cmd"))["error"]["code"] == -32800
+        await wire.request("status", "unmask/status")
         with pytest.raises(asyncio.TimeoutError):  # a whole rewrite's time: no edit comes
             await wire.until(lambda m: m.get("method") == "workspace/applyEdit", timeout=20)
         wire.writer.close()
@@ -419,12 +404,10 @@ async def test_shutdown_while_a_command_runs_cancels_it_and_shuts_down():
     daemon = await start_daemon("tcp")
     try:
         wire = await command_session(daemon)
-        wire.send(id="cmd", method="workspace/executeCommand", params=REWRITE)
+        wire.send({"id": "cmd", "method": "workspace/executeCommand", "params": REWRITE})
         await wire.until(lambda m: m.get("method") == "unmask/preview" and m["params"]["id"] == "cmd")
-        wire.send(id="down", method="shutdown")
-        assert (await wire.answer("down", timeout=30))["result"] is None
-        wire.send(id="after", method="unmask/status")
-        assert (await wire.answer("after", timeout=30))["error"]["code"] == -32600
+        assert (await wire.request("down", "shutdown", timeout=30))["result"] is None
+        assert (await wire.request("after", "unmask/status", timeout=30))["error"]["code"] == -32600
         assert not [m for m in wire.seen if m.get("method") == "workspace/applyEdit"]
         wire.writer.close()
     finally:

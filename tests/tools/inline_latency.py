@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from lsp_server.positions import units  # noqa: E402
 from lsp_server.regions import pick_infill  # noqa: E402
 from tests.lsp_harness import connect  # noqa: E402
 
@@ -45,10 +46,6 @@ def cut_points(lines: list[str], count: int, seed: int) -> list[tuple[int, int]]
         indent = len(text) - len(text.lstrip())
         points.append((line, rng.randint(indent, len(text))))
     return points
-
-
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def region_shape(text: str, offset: int) -> str:
@@ -95,8 +92,8 @@ async def measure(
         await asyncio.wait_for(client.inline_completion(URI, 0, 0, "warm-up"), 300)
         for n, (line, column) in enumerate(cut_points(lines, requests, seed)):
             original = lines[line]
-            end = utf16_length(original)
-            start = utf16_length(original[:column])
+            end = units(original, "utf-16")
+            start = units(original[:column], "utf-16")
             version += 1
             client.change(URI, version, (line, start), (line, end), "")
             cut = "\n".join([*lines[:line], original[:column], *lines[line + 1 :]])
