@@ -163,7 +163,7 @@ try {
     const ghost = () =>
         [...document.querySelectorAll('.monaco-editor [class*="ghost-text"]')]
             .map((element) => element.textContent ?? '')
-            .join(' ');
+            .join('');
     for (let attempt = 1; ; attempt++) {
         log(`asking (attempt ${attempt})`);
         await page.keyboard.press('F1');
