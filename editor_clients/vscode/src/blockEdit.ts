@@ -30,6 +30,7 @@ import {
     REQUEST_CANCELLED,
     Requester,
 } from './protocol';
+import { unservedReason } from './settings';
 import {
     activeTextEditor,
     applyEdit,
@@ -46,6 +47,9 @@ import {
     withProgress,
     WorkspaceEdit,
 } from './vscodeapi';
+
+/** What a command says when there is no running server to ask. */
+export const NOT_RUNNING = 'unmask: the server is not running (unmask: Restart Server starts it again).';
 
 export const PENDING_CONTEXT = 'unmask.blockEditPending';
 
@@ -180,8 +184,13 @@ export class BlockEditController {
             void showInformationMessage('unmask: open a file to edit first.');
             return undefined;
         }
+        const unserved = unservedReason(editor.document.uri.scheme, editor.document.languageId);
+        if (unserved) {
+            void showInformationMessage(`unmask: ${unserved}.`);
+            return undefined;
+        }
         if (!requester) {
-            void showWarningMessage('unmask: the server is not running.');
+            void showWarningMessage(NOT_RUNNING);
             return undefined;
         }
         const run = ++this.runs;
@@ -253,7 +262,7 @@ export class BlockEditController {
             void showWarningMessage('unmask: VS Code refused the edit.');
             return 'refused';
         }
-        await this.connection()?.sendNotification(DID_ACCEPT, this.feedback(pending, plan.edits.length));
+        await this.tell(DID_ACCEPT, this.feedback(pending, plan.edits.length));
         return 'applied';
     }
 
@@ -263,7 +272,7 @@ export class BlockEditController {
             return false;
         }
         await this.clear();
-        await this.connection()?.sendNotification(DID_REJECT, this.feedback(pending, 0));
+        await this.tell(DID_REJECT, this.feedback(pending, 0));
         return true;
     }
 
@@ -299,6 +308,18 @@ export class BlockEditController {
     /** Another editor is active: the accept / reject keybindings follow the pending document. */
     async activeEditorChanged(editor: TextEditor | undefined): Promise<void> {
         await this.updateContext(editor);
+    }
+
+    /**
+     * Send the server a feedback notification if it is there. Only counted there: a server
+     * that went away after the edit was applied is no failure of the accept.
+     */
+    private async tell(method: string, params: unknown): Promise<void> {
+        try {
+            await this.connection()?.sendNotification(method, params);
+        } catch {
+            // the connection closed between the check and the send: nothing to count it
+        }
     }
 
     async clear(): Promise<void> {
@@ -371,6 +392,10 @@ export class BlockEditController {
         }
         if (code === CONTENT_MODIFIED) {
             void showWarningMessage('unmask: the document changed while the edit was computed; ask again.');
+            return;
+        }
+        if (!this.connection()) {
+            void showErrorMessage(NOT_RUNNING); // it went away while asked: its own error names the client's state
             return;
         }
         const message = error instanceof Error ? error.message : String(error);

@@ -21,7 +21,11 @@ export interface UnmaskSettings {
     command: string[];
     host: string;
     port: number;
+    /** How long the server gets to answer `initialize` before the start is given up. */
+    startTimeoutSeconds: number;
     options: InitializationOptions;
+    /** Settings that were set to a value the extension cannot use, said in words (their defaults apply). */
+    problems: string[];
 }
 
 export type ServerTransport =
@@ -30,6 +34,7 @@ export type ServerTransport =
 
 export const DEFAULT_COMMAND = ['unmask', 'serve'];
 export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_START_TIMEOUT_SECONDS = 30;
 
 /** Setting key (under `unmask.`) → initialization option, and the type the server accepts. */
 const OPTION_KEYS: ReadonlyArray<[keyof InitializationOptions, 'int' | 'number' | 'boolean' | 'glyph']> = [
@@ -61,14 +66,49 @@ function accepted(value: unknown, kind: 'int' | 'number' | 'boolean' | 'glyph'):
  * then uses its default) rather than sent and reported back as a warning.
  */
 export function initializationOptions(config: ConfigurationLike): InitializationOptions {
+    return readOptions(config).options;
+}
+
+function readOptions(config: ConfigurationLike): { options: InitializationOptions; problems: string[] } {
     const options: Record<string, unknown> = {};
+    const problems: string[] = [];
     for (const [key, kind] of OPTION_KEYS) {
         const value = config.get<unknown>(key);
-        if (value !== undefined && value !== null && accepted(value, kind)) {
+        if (value === undefined || value === null) {
+            continue;
+        }
+        if (accepted(value, kind)) {
             options[key] = value;
+        } else {
+            problems.push(`unmask.${key} ${JSON.stringify(value)} is not ${WANTED[kind]}`);
         }
     }
-    return options as InitializationOptions;
+    return { options: options as InitializationOptions, problems };
+}
+
+const WANTED = {
+    int: 'a positive whole number',
+    number: 'a positive number',
+    boolean: 'true or false',
+    glyph: 'one character',
+} as const;
+
+/**
+ * Why a stdio command cannot work, or undefined. The extension speaks LSP on the
+ * command's stdin and stdout; `unmask serve --tcp`/`--ws` starts a daemon that
+ * listens on a port instead and would never answer.
+ */
+export function commandProblem(command: readonly string[]): string | undefined {
+    const daemon = command.slice(1).find((word) => /^--(tcp|ws)(=|$)/.test(word));
+    if (daemon === undefined) {
+        return undefined;
+    }
+    const flag = daemon.split('=')[0];
+    return (
+        `unmask.server.command runs a daemon (${flag}), which does not talk on stdio: ` +
+        `remove ${flag} to have the extension start the server, or start the daemon yourself ` +
+        `and set unmask.server.port to its port`
+    );
 }
 
 export interface Substitutions {
@@ -89,18 +129,33 @@ export function substitute(word: string, values: Substitutions): string {
 }
 
 export function readSettings(config: ConfigurationLike, values: Substitutions = {}): UnmaskSettings {
+    const problems: string[] = [];
     const rawCommand = config.get<unknown>('server.command');
-    const command =
-        Array.isArray(rawCommand) && rawCommand.length > 0 && rawCommand.every((w) => typeof w === 'string' && w)
-            ? (rawCommand as string[]).map((w) => substitute(w, values))
-            : [...DEFAULT_COMMAND];
+    const commandOk =
+        Array.isArray(rawCommand) && rawCommand.length > 0 && rawCommand.every((w) => typeof w === 'string' && w);
+    if (rawCommand !== undefined && rawCommand !== null && !commandOk) {
+        problems.push(`unmask.server.command ${JSON.stringify(rawCommand)} is not a list of words`);
+    }
+    const command = commandOk ? (rawCommand as string[]).map((w) => substitute(w, values)) : [...DEFAULT_COMMAND];
     const host = config.get<unknown>('server.host');
     const port = config.get<unknown>('server.port');
+    const portOk = typeof port === 'number' && Number.isInteger(port) && port >= 0 && port < 65536;
+    if (port !== undefined && port !== null && !portOk) {
+        problems.push(`unmask.server.port ${JSON.stringify(port)} is not a port (1 to 65535, or 0 to start the server)`);
+    }
+    const timeout = config.get<unknown>('server.startTimeoutSeconds');
+    const timeoutOk = typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0;
+    if (timeout !== undefined && timeout !== null && !timeoutOk) {
+        problems.push(`unmask.server.startTimeoutSeconds ${JSON.stringify(timeout)} is not ${WANTED.number}`);
+    }
+    const { options, problems: optionProblems } = readOptions(config);
     return {
         command,
         host: typeof host === 'string' && host.trim() ? host.trim() : DEFAULT_HOST,
-        port: typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536 ? port : 0,
-        options: initializationOptions(config),
+        port: portOk ? (port as number) : 0,
+        startTimeoutSeconds: timeoutOk ? (timeout as number) : DEFAULT_START_TIMEOUT_SECONDS,
+        options,
+        problems: [...problems, ...optionProblems],
     };
 }
 
@@ -113,10 +168,15 @@ export function serverTransport(settings: UnmaskSettings): ServerTransport {
     return { kind: 'stdio', command, args };
 }
 
-/** Whether a configuration change needs the server restarted (its options only apply at `initialize`). */
+/**
+ * Whether a configuration change needs the server restarted (its options only apply at
+ * `initialize`). `unmask.trace.*` does not: vscode-languageclient applies it live.
+ */
 export function affectsServer(affects: (section: string) => boolean): boolean {
-    return affects('unmask');
+    return SERVER_SECTIONS.some((section) => affects(section));
 }
+
+const SERVER_SECTIONS = ['unmask.server', ...OPTION_KEYS.map(([key]) => `unmask.${key}`)];
 
 /** The languages the server's region picker knows (README: regions.py). */
 export const LANGUAGES = [
@@ -135,10 +195,21 @@ export interface DocumentFilter {
     language: string;
 }
 
+/** The URI schemes whose documents the client sends the server. */
+export const SCHEMES = ['file', 'untitled'] as const;
+
 /** Files and unsaved buffers of those languages. */
 export function documentSelector(): DocumentFilter[] {
-    return LANGUAGES.flatMap((language) => [
-        { scheme: 'file', language },
-        { scheme: 'untitled', language },
-    ]);
+    return LANGUAGES.flatMap((language) => SCHEMES.map((scheme) => ({ scheme, language })));
+}
+
+/** Why the server never sees a document of this scheme and language, or undefined if it does. */
+export function unservedReason(scheme: string, languageId: string): string | undefined {
+    if (!(SCHEMES as readonly string[]).includes(scheme)) {
+        return `unmask works on files and unsaved buffers, not ${scheme}: documents`;
+    }
+    if (!(LANGUAGES as readonly string[]).includes(languageId)) {
+        return `unmask does not know ${languageId} (it knows ${LANGUAGES.join(', ')})`;
+    }
+    return undefined;
 }

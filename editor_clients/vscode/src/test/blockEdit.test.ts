@@ -201,6 +201,34 @@ test('no edits, no server, an answer for an older version', async () => {
     assert.equal(old.current, undefined);
 });
 
+test('a document the server never sees: said why, nothing asked', async () => {
+    const connection = new FakeConnection(() => rewrite([edit(1, 3, 'x\n')]));
+    const controller = new BlockEditController(() => connection);
+    const markdown = stub.open('file:///work/notes.md', '# notes\n', 'markdown');
+    assert.equal(await controller.run(asEditor(markdown), 'rewrite'), undefined);
+    assert.match(stub.messages.at(-1)!.text, /does not know markdown/);
+    const cell = stub.open('vscode-notebook-cell:///work/nb.ipynb', 'x = 1\n');
+    assert.equal(await controller.run(asEditor(cell), 'suggest'), undefined);
+    assert.match(stub.messages.at(-1)!.text, /not vscode-notebook-cell: documents/);
+    assert.equal(connection.requests.length, 0);
+});
+
+test('feedback to a server that went away after the edit was applied: the accept still succeeds', async () => {
+    class Gone extends FakeConnection {
+        override sendNotification(): Promise<void> {
+            return Promise.reject(new Error('Client is not running'));
+        }
+    }
+    const controller = new BlockEditController(() => new Gone(() => {
+        const version = editor.document.version; // the accept below moves it on
+        return rewrite([edit(1, 3, '    return x + 1\n', version)], version);
+    }));
+    await controller.run(asEditor(editor), 'rewrite');
+    assert.equal(await controller.accept(), 'applied');
+    await controller.run(asEditor(editor), 'rewrite');
+    assert.equal(await controller.reject(), true);
+});
+
 /** A connection whose answers the test releases, per document, in any order. */
 function heldConnection(result: (uri: string) => BlockEditResult): {
     connection: FakeConnection;

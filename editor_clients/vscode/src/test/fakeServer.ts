@@ -19,6 +19,12 @@ export class FakeServer {
     private readonly sockets: net.Socket[] = [];
     /** The answer to `unmask/blockEdit`. */
     blockEdit: (params: unknown) => unknown = () => null;
+    /** Milliseconds before the `index`th connection's `initialize` is answered; Infinity: never. */
+    initializeDelay: (index: number) => number = () => 0;
+    /** Whether the `index`th connection is dropped when its `initialize` arrives, as a server dying at start. */
+    hangUpOnInitialize: (index: number) => boolean = () => false;
+    private readonly open = new Set<net.Socket>();
+    private readonly initialized = new Set<net.Socket>();
 
     private constructor(
         private readonly server: net.Server,
@@ -42,6 +48,16 @@ export class FakeServer {
         return latest.sendNotification(method, params);
     }
 
+    /** Connections that completed `initialize` and are still open. */
+    get live(): number {
+        return [...this.open].filter((socket) => this.initialized.has(socket)).length;
+    }
+
+    /** Connections still open, initialized or not. */
+    get opened(): number {
+        return this.open.size;
+    }
+
     /** Drop the newest connection, as a server that crashed. */
     crash(): void {
         this.sockets.at(-1)?.destroy();
@@ -56,7 +72,19 @@ export class FakeServer {
 
     private accept(socket: net.Socket): void {
         const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
-        connection.onRequest('initialize', () => ({ capabilities: {}, serverInfo: { name: 'fake unmask' } }));
+        const delay = this.initializeDelay(this.connections.length);
+        const hangUp = this.hangUpOnInitialize(this.connections.length);
+        connection.onRequest('initialize', async () => {
+            if (hangUp) {
+                socket.destroy();
+            }
+            await new Promise((resolve) => (Number.isFinite(delay) ? setTimeout(resolve, delay) : undefined));
+            return { capabilities: { inlineCompletionProvider: true }, serverInfo: { name: 'fake unmask' } };
+        });
+        connection.onNotification('initialized', () => {
+            this.initialized.add(socket);
+        });
+        this.open.add(socket);
         connection.onRequest('unmask/status', () => READY_STATUS);
         connection.onRequest('unmask/blockEdit', (params: unknown) => this.blockEdit(params));
         connection.onRequest('shutdown', () => null);
@@ -64,7 +92,10 @@ export class FakeServer {
             socket.end();
         });
         socket.on('error', () => undefined); // a crash() or the client hanging up
-        socket.on('close', () => connection.dispose());
+        socket.on('close', () => {
+            this.open.delete(socket);
+            connection.dispose();
+        });
         connection.listen();
         this.sockets.push(socket);
         this.connections.push(connection);

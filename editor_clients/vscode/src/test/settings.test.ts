@@ -5,12 +5,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeEach, test } from 'node:test';
 import {
+    affectsServer,
+    commandProblem,
     documentSelector,
     initializationOptions,
     LANGUAGES,
     readSettings,
     serverTransport,
     substitute,
+    unservedReason,
 } from '../settings';
 import { getConfiguration } from '../vscodeapi';
 import { stub } from './stub/vscode';
@@ -119,4 +122,46 @@ test('the manifest: activation events, selector, commands and keybindings agree'
         'alternatives', 'previews', 'maskGlyph']) {
         assert.ok(`unmask.${key}` in manifest.contributes.configuration.properties, key);
     }
+});
+
+test('values that cannot be used are named, with what was wanted; good ones name nothing', () => {
+    assert.deepEqual(readSettings(getConfiguration('unmask')).problems, []);
+    stub.settings.set('unmask.maskGlyph', '##');
+    stub.settings.set('unmask.alternatives', 2.5);
+    stub.settings.set('unmask.server.port', 70000);
+    stub.settings.set('unmask.server.command', 'unmask serve');
+    stub.settings.set('unmask.server.startTimeoutSeconds', -1);
+    const settings = readSettings(getConfiguration('unmask'));
+    assert.deepEqual(settings.problems, [
+        'unmask.server.command "unmask serve" is not a list of words',
+        'unmask.server.port 70000 is not a port (1 to 65535, or 0 to start the server)',
+        'unmask.server.startTimeoutSeconds -1 is not a positive number',
+        'unmask.alternatives 2.5 is not a positive whole number',
+        'unmask.maskGlyph "##" is not one character',
+    ]);
+    assert.equal(settings.startTimeoutSeconds, 30);
+    assert.equal(settings.options.maskGlyph, undefined);
+});
+
+test('a daemon command is no stdio command; a --model named tcp is', () => {
+    assert.match(commandProblem(['unmask', 'serve', '--tcp', '7777']) ?? '', /runs a daemon \(--tcp\)/);
+    assert.match(commandProblem(['unmask', 'serve', '--ws=8765']) ?? '', /\(--ws\).*unmask\.server\.port/);
+    assert.equal(commandProblem(['unmask', 'serve', '--model', '/models/--tcp']), undefined);
+    assert.equal(commandProblem(['unmask', 'serve']), undefined);
+});
+
+test('only server settings restart the server: not the trace level', () => {
+    const changed = (key: string) => (section: string) => key === section || key.startsWith(`${section}.`);
+    assert.equal(affectsServer(changed('unmask.trace.server')), false);
+    assert.equal(affectsServer(changed('unmask.server.port')), true);
+    assert.equal(affectsServer(changed('unmask.server.startTimeoutSeconds')), true);
+    assert.equal(affectsServer(changed('unmask.previews')), true);
+    assert.equal(affectsServer(changed('editor.fontSize')), false);
+});
+
+test('documents the server never sees are named with the reason', () => {
+    assert.equal(unservedReason('file', 'python'), undefined);
+    assert.equal(unservedReason('untitled', 'rust'), undefined);
+    assert.match(unservedReason('vscode-notebook-cell', 'python') ?? '', /not vscode-notebook-cell: documents/);
+    assert.match(unservedReason('file', 'markdown') ?? '', /does not know markdown/);
 });

@@ -443,6 +443,14 @@ function configuration(section: string) {
 }
 
 const configurationChanged = new EventEmitter<unknown>();
+
+/** Fire `onDidChangeConfiguration` for a change of the setting `key` (and the sections above it). */
+export function changeSetting(key: string, value: unknown): void {
+    stub.settings.set(key, value);
+    configurationChanged.fire({
+        affectsConfiguration: (section: string) => key === section || key.startsWith(`${section}.`),
+    });
+}
 const documentChanged = new EventEmitter<unknown>();
 const documentClosed = new EventEmitter<unknown>();
 const visibleEditorsChanged = new EventEmitter<unknown>();
