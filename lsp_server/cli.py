@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", type=host, default=None, help="address --tcp or --ws binds (default 127.0.0.1)"
     )
     serve.add_argument("--log-file", type=Path, default=None, help="write the server log here")
+    serve.add_argument(
+        "--check",
+        action="store_true",
+        help="check these arguments, the model folder and the device, then exit without serving "
+        "(what an editor's health check runs)",
+    )
     add_model_options(serve)
     add_cache_options(serve)
 
@@ -427,12 +433,36 @@ def user_error(error: Exception) -> str | None:
     return None
 
 
+def check_serve(args: argparse.Namespace) -> int:
+    """`serve --check`: what `serve` would fail on before it serves, without loading weights."""
+    from diffusion.checkpoint import read_raw_config, weight_files
+    from diffusion.device import pick_device
+    from diffusion.families import family_name
+    from diffusion.hub import resolve_model
+
+    folder = resolve_model(args.model)
+    family = family_name(read_raw_config(folder))
+    weight_files(folder)
+    device, dtype = pick_device(args.device, args.dtype)
+    if args.tcp is not None:
+        where = f"tcp {args.host}:{args.tcp}"
+    elif args.ws is not None:
+        where = f"websockets {args.host}:{args.ws}"
+    else:
+        where = "stdio"
+    dtype_name = str(dtype).removeprefix("torch.")
+    print(f"unmask serve: would serve {folder} ({family}, {device}, {dtype_name}) over {where}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "train":
         from diffusion.train.trainer import train
 
         print(f"model written to {train(train_settings(args))}")
         return 0
+    if args.command == "serve" and args.check:
+        return check_serve(args)
     if args.command == "serve":
         from lsp_server.transports import serve
 

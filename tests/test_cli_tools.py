@@ -119,6 +119,9 @@ def test_infill_jsonl_text_that_is_not_unicode_fails_its_line_only():
         (("eval", "humaneval-infilling", "--resume"), "--resume needs --output"),
         (("eval", "humaneval-infilling", "--output", "/nonexistent/x.jsonl"), "does not exist"),
         (("infill", "--jsonl", "--model", "/nonexistent/model"), "does not exist"),
+        (("serve", "--check", "--model", "/nonexistent/model"), "does not exist"),
+        (("serve", "--check", "--bogus"), "unrecognized arguments: --bogus"),
+        (("serve", "--check", "--device", "meta"), "meta cannot run a model"),
         (("bench", "--device", "meta"), "meta cannot run a model"),
         (("bench", "--blocks", "8", "--context", "100000", "--no-ar"), "this model has"),
     ],
@@ -127,6 +130,13 @@ def test_bad_arguments_get_one_line_and_no_traceback(arguments, message):
     run = unmask(*arguments)
     assert run.returncode in (1, 2), run.stderr
     assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_serve_check_names_what_it_would_serve_and_serves_nothing():
+    run = unmask("serve", "--check", "--tcp", "0")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("unmask serve: would serve ") and "over tcp 127.0.0.1:0" in run.stdout
+    assert "cpu" in run.stdout or "cuda" in run.stdout
 
 
 def test_serve_on_a_port_in_use_says_so():

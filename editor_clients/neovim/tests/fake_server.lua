@@ -8,7 +8,8 @@
 --
 -- `block = { range = <LSP range>, newText = '...' }` answers `unmask/blockEdit` with that one
 -- edit, after `block_delay` ms when set (no previews: the request's range stays unknown until
--- then).
+-- then). `initialize_delay` (ms; math.huge: never) holds the answer to `initialize`;
+-- `infill_error = { code, message }` answers every inline completion with that error.
 local M = {}
 
 function M.new(script)
@@ -35,14 +36,25 @@ function M.new(script)
       if method == 'initialize' then
         local offered = params.capabilities.general.positionEncodings
         fake.offered = offered
-        reply(callback, notify_reply, id, nil, {
-          capabilities = {
-            positionEncoding = script.encoding or offered[1],
-            textDocumentSync = { openClose = true, change = 1 },
-            inlineCompletionProvider = true,
-          },
-          serverInfo = { name = 'fake-unmask' },
-        })
+        local function answer()
+          reply(callback, notify_reply, id, nil, {
+            capabilities = {
+              positionEncoding = script.encoding or offered[1],
+              textDocumentSync = { openClose = true, change = 1 },
+              inlineCompletionProvider = true,
+            },
+            serverInfo = { name = 'fake-unmask' },
+          })
+        end
+        if script.initialize_delay == math.huge then
+          return true, id -- never answered
+        elseif script.initialize_delay then
+          vim.defer_fn(answer, script.initialize_delay)
+        else
+          answer()
+        end
+      elseif method == 'textDocument/inlineCompletion' and script.infill_error then
+        reply(callback, notify_reply, id, script.infill_error, nil)
       elseif method == 'textDocument/inlineCompletion' then
         local uri = params.textDocument.uri
         local doc = fake.documents[uri]

@@ -35,6 +35,18 @@ test('config: defaults are valid and a bad value is a clear error', function()
   rejects({ keymaps = { accept = '' } }, 'keymaps') -- not Neovim's "Invalid (empty) LHS" from setup
   rejects({ alternatives = 9 }, 'alternatives')
   rejects({ no_such_option = true }, 'no_such_option')
+  -- the value as Lua writes it, and which entry of a table is wrong
+  rejects({ debounce = '150' }, 'got "150"')
+  rejects({ debounce = math.huge }, 'debounce')
+  rejects({ cmd = { 'unmask', 5 } }, 'cmd[2] (5)')
+  rejects({ keymaps = { accept = 1 } }, 'keymaps.accept (1)')
+  rejects({ host = '', port = 7000 }, 'host')
+  rejects({ init_options = { 1, 2 } }, 'init_options')
+  rejects({ start_timeout = 0 }, 'start_timeout')
+  -- a daemon where a stdio server belongs: said, with the way out
+  rejects({ cmd = { 'unmask', 'serve', '--tcp', '7000' } }, 'set host and port')
+  rejects({ cmd = { 'unmask', 'serve', '--ws=7000' } }, '(--ws)')
+  eq({ 'unmask', 'serve', '--model', '/m/--tcp' }, config.resolve({ cmd = { 'unmask', 'serve', '--model', '/m/--tcp' } }).cmd)
   -- daemon mode and keymaps
   local daemon = config.resolve({ host = '127.0.0.1', port = 7000, keymaps = { accept_word = false } })
   eq(7000, daemon.port)
@@ -91,6 +103,157 @@ test('render: segments become lines of highlighted chunks', function()
     { { 'x = ', 'UnmaskResolved' }, { '░░', 'UnmaskUnresolved' } },
     { { '    return x', 'UnmaskResolved' } },
   }, lines)
+end)
+
+test('render: tabs expand to the tab stops of where the text is drawn', function()
+  local render = require('unmask.render')
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.bo[buf].tabstop = 8
+  -- inserted after one character: the first tab reaches column 8, a mid-line one the next stop
+  local lines = render.text_lines('\tb = 1\n\tc\t= 2', 'UnmaskResolved', buf, 1)
+  eq({ { { '       b = 1', 'UnmaskResolved' } }, { { '        c       = 2', 'UnmaskResolved' } } }, lines)
+  -- one tab stop carried across segments
+  lines = render.segment_lines({ { text = 'ab', resolved = true }, { text = '\tx', resolved = false } }, buf, 0)
+  eq({ { { 'ab', 'UnmaskResolved' }, { '      x', 'UnmaskUnresolved' } } }, lines)
+  vim.api.nvim_buf_delete(buf, { force = true })
+end)
+
+test('render: the unresolved colour follows the background unless the user set one', function()
+  local render = require('unmask.render')
+  vim.o.background = 'dark'
+  vim.api.nvim_set_hl(0, 'UnmaskUnresolved', {})
+  render.define_highlights()
+  local dark = vim.api.nvim_get_hl(0, { name = 'UnmaskUnresolved' }).fg
+  vim.o.background = 'light'
+  render.define_highlights()
+  local light = vim.api.nvim_get_hl(0, { name = 'UnmaskUnresolved' }).fg
+  ok(dark ~= light, 'the same colour on dark and light')
+  eq(0xc4c7cc, light)
+  vim.api.nvim_set_hl(0, 'UnmaskUnresolved', { fg = 0x123456 })
+  vim.o.background = 'dark'
+  render.define_highlights()
+  eq(0x123456, vim.api.nvim_get_hl(0, { name = 'UnmaskUnresolved' }).fg, "the user's colour kept")
+  vim.api.nvim_set_hl(0, 'UnmaskUnresolved', {})
+end)
+
+test('status line: no "on nil" while no device is known', function()
+  local unmask = require('unmask')
+  eq('model loading', unmask.model_line({ model = 'loading', device = vim.NIL }))
+  eq('model ready on cpu', unmask.model_line({ model = 'ready', device = 'cpu' }))
+end)
+
+test('setup again: the keys of the last setup are gone', function()
+  local unmask = require('unmask')
+  unmask.setup({ keymaps = true, autostart = false })
+  ok(vim.fn.maparg('<M-l>', 'i') ~= '', 'accept mapped')
+  unmask.setup({ keymaps = { accept = '<C-y>' }, autostart = false })
+  eq('', vim.fn.maparg('<M-l>', 'i'), 'the old accept key is still mapped')
+  ok(vim.fn.maparg('<C-y>', 'i') ~= '', 'the new key is mapped')
+  unmask.setup({ keymaps = false, autostart = false })
+  eq('', vim.fn.maparg('<C-y>', 'i'))
+  eq('', vim.fn.maparg('<M-w>', 'i'))
+end)
+
+-- A free TCP port on 127.0.0.1 (bound, read, released).
+local function free_port()
+  local tcp = vim.uv.new_tcp()
+  tcp:bind('127.0.0.1', 0)
+  local port = tcp:getsockname().port
+  tcp:close()
+  return port
+end
+
+test('daemon mode with no daemon: said at once, no dead client kept, a request says not running', function()
+  local unmask = require('unmask')
+  local client = require('unmask.client')
+  local messages = {}
+  local notify = vim.notify
+  vim.notify = function(msg, level)
+    table.insert(messages, { msg = msg, level = level })
+  end
+  local port = free_port()
+  unmask.setup({ host = '127.0.0.1', port = port, autostart = false })
+  unmask.start()
+  local given_up = vim.wait(3000, function()
+    return client.failed ~= nil
+  end, 10)
+  vim.notify = notify
+  ok(given_up, 'still waiting on a daemon that is not there: ' .. vim.inspect(messages))
+  ok(client.failed:find('no daemon answers at 127.0.0.1:' .. port, 1, true), client.failed)
+  eq(nil, client.get())
+  ok(vim.iter(messages):any(function(m)
+    return m.msg:find('unmask serve --tcp ' .. port, 1, true) ~= nil
+  end), 'the message says how to start one: ' .. vim.inspect(messages))
+  unmask.stop()
+end)
+
+test('a server that never answers initialize: given up after start_timeout; what waited is dropped', function()
+  local fake = require('fake_server').new({ infill = 'x', initialize_delay = math.huge })
+  local unmask = require('unmask')
+  local client = require('unmask.client')
+  local notify = vim.notify
+  vim.notify = function() end
+  unmask.setup({ cmd = fake.cmd, autostart = false, start_timeout = 200 })
+  local buf = vim.api.nvim_create_buf(true, false)
+  vim.api.nvim_buf_set_name(buf, vim.fn.tempname() .. '.py')
+  vim.api.nvim_set_current_buf(buf)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, true, { 'x = ' })
+  unmask.complete() -- waits for the client
+  local given_up = vim.wait(3000, function()
+    return client.failed ~= nil
+  end, 10)
+  vim.notify = notify
+  ok(given_up, 'never given up')
+  ok(client.failed:find('did not answer initialize within 200 ms', 1, true), client.failed)
+  eq(nil, client.get())
+  eq(0, #vim.tbl_filter(function(r)
+    return r.method == 'textDocument/inlineCompletion'
+  end, fake.requests))
+  unmask.stop()
+  vim.api.nvim_buf_delete(buf, { force = true })
+end)
+
+test('a request that waits for the server: dropped by dismiss or a cursor move, sent if still wanted', function()
+  local fake = require('fake_server').new({ infill = 'y', initialize_delay = 300 })
+  local unmask = require('unmask')
+  local client = require('unmask.client')
+  local function asked()
+    return #vim.tbl_filter(function(r)
+      return r.method == 'textDocument/inlineCompletion'
+    end, fake.requests)
+  end
+  local function started()
+    return vim.wait(3000, function()
+      local c = client.get()
+      return c ~= nil and c.initialized == true
+    end, 10)
+  end
+  unmask.setup({ cmd = fake.cmd, autostart = false })
+  local buf = vim.api.nvim_create_buf(true, false)
+  vim.api.nvim_buf_set_name(buf, vim.fn.tempname() .. '.py')
+  vim.api.nvim_set_current_buf(buf)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, true, { 'x = ', 'z = 1' })
+  vim.api.nvim_win_set_cursor(0, { 1, 3 })
+  unmask.complete()
+  unmask.dismiss()
+  ok(started(), 'the client starts')
+  vim.wait(200)
+  eq(0, asked(), 'a dismissed request was sent')
+  unmask.stop()
+  unmask.complete() -- starts again; the cursor moves before the server answers
+  vim.api.nvim_win_set_cursor(0, { 2, 0 })
+  ok(started(), 'the client starts again')
+  vim.wait(200)
+  eq(0, asked(), 'a request asked from another place was sent')
+  unmask.stop()
+  vim.api.nvim_win_set_cursor(0, { 1, 3 })
+  unmask.complete() -- nothing moves: it goes out once the server is up
+  ok(started(), 'the client starts a third time')
+  ok(vim.wait(2000, function()
+    return asked() == 1
+  end, 10), 'the request still wanted was not sent')
+  unmask.stop()
+  vim.api.nvim_buf_delete(buf, { force = true })
 end)
 
 test('client with a scripted server (utf-16): previews, partial accepts, stale refusal', function()
@@ -198,6 +361,63 @@ test('auto_trigger (scripted server, child Neovim): typing asks again, leaving i
   child:wait('return vim.api.nvim_get_mode().mode == "n"', 2000, 'normal mode')
   eq(false, child:lua(shown), 'InsertLeave clears the suggestion')
   eq(0, child:lua('return #require("unmask.render").marks(0)'), 'nothing drawn')
+  child:stop()
+end)
+
+test('autostart after a failed start: no relaunch at every buffer switch; :Unmask start tries again', function()
+  local child = H.child()
+  local starts = vim.fn.tempname()
+  child:lua([[require('unmask').setup({ cmd = { 'sh', '-c', 'echo started >> "$0"; exit 3', ... } })]], { starts })
+  local files = {}
+  for i = 1, 3 do
+    files[i] = vim.fn.tempname() .. '.py'
+    vim.fn.writefile({ 'x = ' .. i }, files[i])
+  end
+  child:cmd('edit ' .. vim.fn.fnameescape(files[1]))
+  child:wait('return require("unmask.client").failed ~= nil', 10000, 'the failed start to be noticed')
+  for _, file in ipairs({ files[2], files[3], files[1], files[2] }) do
+    child:cmd('edit ' .. vim.fn.fnameescape(file))
+  end
+  vim.wait(1000)
+  eq(1, #vim.fn.readfile(starts), 'server launches')
+  ok(child:lua('return require("unmask.client").failed'):find('exited (code 3', 1, true), 'failed says why')
+  child:cmd('Unmask start')
+  child:wait(('return #vim.fn.readfile(%q) == 2'):format(starts), 10000, ':Unmask start to launch again')
+  child:stop()
+end)
+
+test('auto_trigger (scripted server): a failing server is reported once, not at every pause', function()
+  local child = H.child()
+  child:lua([[
+    package.path = ... .. '/tests/?.lua;' .. package.path
+    _G.fake = require('fake_server').new({ infill = 'x', infill_error = { code = -32803, message = 'unmask: the model failed to load' } })
+    require('unmask').setup({ cmd = _G.fake.cmd, auto_trigger = true, debounce = 20 })
+  ]], { root })
+  child:cmd('edit ' .. vim.fn.fnameescape(vim.fn.tempname() .. '.py'))
+  child:wait([[
+    local c = require('unmask.client').get()
+    return c ~= nil and c.initialized == true and c.attached_buffers[vim.api.nvim_get_current_buf()] == true
+  ]], 10000, 'attach')
+  local asked = [[return #vim.tbl_filter(function(r) return r.method == 'textDocument/inlineCompletion' end,
+    _G.fake.requests)]]
+  child:input('i')
+  child:wait(asked .. ' >= 1', 5000, 'a request on entering insert mode')
+  for i, key in ipairs({ 'a', 'b', 'c', 'd' }) do
+    child:input(key)
+    child:wait(asked .. (' >= %d'):format(i + 1), 5000, 'a request after typing ' .. key)
+    vim.wait(50)
+  end
+  local told = child:lua([[return #vim.tbl_filter(function(m) return m.msg:find('failed to load', 1, true) ~= nil end,
+    _G.rec.messages)]])
+  eq(1, told, 'the same failure told again and again')
+  -- a pause that ends in another buffer asks nothing there
+  child:lua([[_G.rec.reset(); _G.scratch = vim.api.nvim_create_buf(false, true)]])
+  local before = child:lua(asked)
+  child:input('e')
+  child:lua('vim.api.nvim_set_current_buf(_G.scratch)')
+  vim.wait(300)
+  eq(before, child:lua(asked), 'asked in a buffer the typing did not happen in')
+  eq({}, child:lua('return _G.rec.messages'))
   child:stop()
 end)
 
@@ -646,6 +866,22 @@ test('e2e: a stale suggestion or block edit is never applied', function()
   log('%d stale case(s) checked', checked)
 end)
 
+test('e2e: :checkhealth runs the configured command with --check: good arguments pass, bad ones fail', function()
+  local function health(cmd)
+    local child = H.child()
+    child:lua([[require('unmask').setup({ cmd = ..., autostart = false })]], { cmd })
+    child:cmd('checkhealth unmask')
+    local text = table.concat(child:lines(), '\n')
+    child:stop()
+    return text
+  end
+  local good = health(server_cmd())
+  ok(good:find('would serve', 1, true), good)
+  local bad = vim.list_extend(server_cmd(), { '--bogus' })
+  local text = health(bad)
+  ok(text:find('unrecognized arguments: --bogus', 1, true), text)
+end)
+
 test('e2e: daemon mode connects over TCP (host/port) and answers unmask/status', function()
   local cmd = server_cmd()
   table.insert(cmd, 3, '--tcp')
@@ -682,6 +918,14 @@ test('e2e: daemon mode connects over TCP (host/port) and answers unmask/status',
     local status = child:lua('return _G.rec.status')
     eq('utf-8', status.encoding, 'negotiated encoding')
     ok(vim.tbl_contains({ 'loading', 'ready' }, status.model), 'model state: ' .. vim.inspect(status))
+    -- the daemon goes away: said, and the client is not kept
+    daemon:kill(15)
+    daemon:wait(5000)
+    child:wait('return require("unmask.client").failed ~= nil', 10000, 'the lost daemon to be noticed')
+    eq(true, child:lua('return require("unmask.client").get() == nil'))
+    local told = child:lua([[return vim.iter(_G.rec.messages):any(function(m)
+      return m.msg:find('connection to the daemon at 127.0.0.1', 1, true) ~= nil end)]])
+    ok(told, 'no message: ' .. vim.inspect(child:lua('return _G.rec.messages')))
     child:stop()
   end)
   cleanup()

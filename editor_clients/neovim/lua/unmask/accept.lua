@@ -85,7 +85,7 @@ function M.accept(kind, bufnr)
     s.text, s.row, s.col, s.end_row, s.end_col = rest, row, col, row, col
     -- our own change: the remainder stays current (and on_changed and auto_trigger leave it be)
     s.version, s.tick = util.buf_version(bufnr), util.buf_tick(bufnr)
-    render.draw_inline(bufnr, row, col, render.text_lines(rest, 'UnmaskResolved', bufnr))
+    render.draw_inline(bufnr, row, col, render.text_lines(rest, 'UnmaskResolved', bufnr, util.display_col(bufnr, row, col)))
   else
     st.suggestion = nil
     render.clear(bufnr)

@@ -18,8 +18,25 @@ M.REQUEST_CANCELLED = -32800
 M.CONTENT_MODIFIED = -32801
 
 M.client_id = nil
-local waiting = {} -- bufnr -> list of fun(client) to run once the buffer is attached
+--- Why the last start failed or the server went away (nil when it did not): autostart holds
+--- off until a start the user asks for (:Unmask start, or a request).
+M.failed = nil
+-- bufnr -> list of { run = fun(client), tick, cursor, insert }: requests asked before the
+-- buffer was attached to an initialized client, run then if the buffer, the cursor and the mode
+-- are still those they were asked in.
+local waiting = {}
+local ending = {} -- client ids stopped on purpose: their exit is no news
 local group = vim.api.nvim_create_augroup('unmask.client', { clear = true })
+local uv = vim.uv or vim.loop
+
+--- Where the server is, in words (for messages).
+local function where()
+  local opts = config.options
+  if opts.host then
+    return ('the daemon at %s:%d'):format(opts.host, opts.port)
+  end
+  return 'the server'
+end
 
 --- The running client, or nil.
 function M.get()
@@ -102,7 +119,7 @@ local function on_preview(_, params, ctx)
     render.clear(bufnr)
     return
   end
-  local lines = render.segment_lines(params.segments, bufnr)
+  local lines = render.segment_lines(params.segments, bufnr, params.mode == 'infill' and util.display_col(bufnr, row, col) or 0)
   if params.mode == 'infill' then
     local status = not params.final and ('unmask %d/%d'):format(params.step, params.steps) or nil
     render.draw_inline(bufnr, row, col, lines, status)
@@ -122,21 +139,96 @@ end
 
 local function on_exit(code, signal, client_id)
   vim.schedule(function()
-    if M.client_id == client_id then
+    local current = M.client_id == client_id
+    if current then
       M.client_id = nil
+      waiting = {}
     end
+    -- Only what this client made: an old client's exit may come after a new one's suggestion.
     for bufnr, st in pairs(state.all()) do
-      if st.request and st.request.client_id == client_id then
-        st.request = nil
+      local drawn = false
+      for _, key in ipairs({ 'request', 'suggestion', 'block' }) do
+        if st[key] and st[key].client_id == client_id then
+          st[key] = nil
+          drawn = true
+        end
       end
-      st.suggestion, st.block = nil, nil
-      render.clear(bufnr)
+      if drawn then
+        render.clear(bufnr)
+      end
     end
-    if code ~= 0 and signal ~= 15 then
-      util.message(('unmask: the server exited (code %s, signal %s); see :LspLog'):format(code, signal),
-        vim.log.levels.WARN)
+    local on_purpose = ending[client_id]
+    ending[client_id] = nil
+    if on_purpose or not current then
+      return
+    end
+    -- A daemon's connection closing reads as a clean exit (0, 0): for a daemon every exit we
+    -- did not ask for is news; for a server we started, a clean one is not.
+    if config.options.host then
+      M.failed = ('the connection to %s closed'):format(where())
+    elseif code ~= 0 and signal ~= 15 then
+      M.failed = ('the server exited (code %s, signal %s)'):format(code, signal)
+    else
+      return
+    end
+    util.message(('unmask: %s; see :LspLog. :Unmask start tries again'):format(M.failed), vim.log.levels.WARN)
+  end)
+end
+
+--- Give up on client `id` if it is still not initialized (a daemon that is not there, or a
+--- server that never answers): stop it, drop what waited for it, and say why.
+local function give_up(id, why)
+  if M.client_id ~= id then
+    return
+  end
+  local c = vim.lsp.get_client_by_id(id)
+  if c and c.initialized then
+    return
+  end
+  M.client_id = nil
+  M.failed = why
+  waiting = {}
+  if c then
+    ending[id] = true
+    pcall(util.stop, c, true) -- a transport that never connected may refuse a clean shutdown
+  end
+  util.message(('unmask: %s. :Unmask start tries again'):format(why), vim.log.levels.WARN)
+end
+
+-- Neovim's TCP transport only logs a refused connection and leaves the client waiting for
+-- ever: a probe of its own says at once that nothing listens there.
+local UNREACHABLE = { ECONNREFUSED = true, ETIMEDOUT = true, EHOSTUNREACH = true, ENETUNREACH = true }
+
+local function probe(host, port, id)
+  local tcp = uv.new_tcp()
+  if not tcp then
+    return
+  end
+  local ok = pcall(tcp.connect, tcp, host, port, function(err)
+    tcp:close()
+    if err and UNREACHABLE[err:match('^%u+') or ''] then
+      vim.schedule(function()
+        give_up(id, ('no daemon answers at %s:%d (%s); start one with `unmask serve --tcp %d`')
+          :format(host, port, err, port))
+      end)
     end
   end)
+  if not ok then
+    tcp:close() -- a host name uv cannot connect to directly: the start timeout still applies
+  end
+end
+
+-- Whether a request that waited for the server still applies: same text, same cursor in the
+-- buffer's window, same mode (an infill asked in insert mode is not wanted in normal mode).
+local function still_asked(bufnr, job)
+  if not vim.api.nvim_buf_is_valid(bufnr) or util.buf_tick(bufnr) ~= job.tick then
+    return false
+  end
+  if vim.api.nvim_get_current_buf() ~= bufnr or util.in_insert() ~= job.insert then
+    return false
+  end
+  local cursor = vim.api.nvim_win_get_cursor(0)
+  return cursor[1] == job.cursor[1] and cursor[2] == job.cursor[2]
 end
 
 local function root_dir()
@@ -149,6 +241,7 @@ function M.start()
   if M.get() then
     return M.client_id
   end
+  M.failed = nil
   local opts = config.options
   local cmd
   if opts.host then
@@ -157,8 +250,9 @@ function M.start()
     cmd = opts.cmd
   else
     if vim.fn.executable(opts.cmd[1]) == 0 then
-      util.message(('unmask: %q not found on PATH; install the server (pip install -e .) or set `cmd`')
-        :format(opts.cmd[1]), vim.log.levels.ERROR)
+      M.failed = ('%q not found on PATH'):format(opts.cmd[1])
+      util.message(('unmask: %s; install the server (pip install -e .) or set `cmd`'):format(M.failed),
+        vim.log.levels.ERROR)
       return nil
     end
     cmd = opts.cmd
@@ -191,10 +285,17 @@ function M.start()
     id = vim.lsp.start_client(lsp_config)
   end
   if not id then
-    util.message('unmask: the language server could not be started', vim.log.levels.ERROR)
+    M.failed = 'the language server could not be started'
+    util.message('unmask: ' .. M.failed, vim.log.levels.ERROR)
     return nil
   end
   M.client_id = id
+  if opts.host then
+    probe(opts.host, opts.port, id)
+  end
+  vim.defer_fn(function()
+    give_up(id, ('%s did not answer initialize within %d ms (start_timeout)'):format(where(), opts.start_timeout))
+  end, opts.start_timeout)
 
   vim.api.nvim_clear_autocmds({ group = group })
   vim.api.nvim_create_autocmd({ 'FileType', 'BufEnter' }, {
@@ -212,9 +313,9 @@ function M.start()
       local queued = waiting[args.buf]
       waiting[args.buf] = nil
       local client = M.get()
-      for _, fn in ipairs(queued or {}) do
-        if client then
-          fn(client)
+      for _, job in ipairs(queued or {}) do
+        if client and still_asked(args.buf, job) then
+          job.run(client)
         end
       end
     end,
@@ -226,10 +327,12 @@ function M.start()
 end
 
 function M.stop()
-  local client = M.get()
-  if client then
+  local client = M.client_id and vim.lsp.get_client_by_id(M.client_id)
+  if client and not util.is_stopped(client) then
+    ending[client.id] = true
     util.stop(client)
   end
+  M.failed = nil
   vim.api.nvim_clear_autocmds({ group = group })
   waiting = {}
   for bufnr, st in pairs(state.all()) do
@@ -255,13 +358,24 @@ function M.with_client(bufnr, fn)
     fn(client)
   else
     waiting[bufnr] = waiting[bufnr] or {}
-    table.insert(waiting[bufnr], fn)
+    table.insert(waiting[bufnr], {
+      run = fn,
+      tick = util.buf_tick(bufnr),
+      cursor = vim.api.nvim_win_get_cursor(0),
+      insert = util.in_insert(),
+    })
   end
   return true
 end
 
+--- Drop every request still waiting for the server (all buffers).
+function M.drop_waiting()
+  waiting = {}
+end
+
 --- Cancel the request in flight for `bufnr`, if any.
 function M.cancel(bufnr)
+  waiting[bufnr] = nil -- not asked yet: never asked
   local st = state.peek(bufnr)
   local request = st and st.request
   if not request then
@@ -302,10 +416,17 @@ local function on_infill(bufnr, id, err, result, ctx)
     return -- cancelled or superseded
   end
   if err then
-    M.report(err)
+    -- Typing asks again and again: the same failure is told once, not at every pause.
+    if not request.automatic or err.message ~= M.last_automatic_error then
+      M.report(err)
+    end
+    if request.automatic then
+      M.last_automatic_error = err.message
+    end
     util.emit('UnmaskSuggestion', { bufnr = bufnr, error = err.message })
     return
   end
+  M.last_automatic_error = nil
   local version = ctx.version or request.version
   if version ~= util.buf_version(bufnr) or request.tick ~= util.buf_tick(bufnr) then
     return -- the buffer moved on (an edit or a reload): never show stale text
@@ -340,7 +461,7 @@ local function on_infill(bufnr, id, err, result, ctx)
     client_id = ctx.client_id,
     response = result,
   }
-  render.draw_inline(bufnr, row, col, render.text_lines(text, 'UnmaskResolved', bufnr))
+  render.draw_inline(bufnr, row, col, render.text_lines(text, 'UnmaskResolved', bufnr, util.display_col(bufnr, row, col)))
   util.emit('UnmaskSuggestion', { bufnr = bufnr, text = text })
 end
 

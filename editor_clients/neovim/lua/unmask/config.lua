@@ -17,6 +17,9 @@ M.defaults = {
   -- Connect to a running daemon (`unmask serve --tcp PORT`) instead of spawning one.
   host = nil,
   port = nil,
+  -- How long the server (or the daemon) gets to answer `initialize` before the start is given
+  -- up (ms). It answers before the model loads: only a server that is not there takes this long.
+  start_timeout = 10000,
   -- Sent as `initializationOptions` (singleLineTokens, multiLineTokens, alternatives,
   -- previews, maskGlyph, loadWaitSeconds, maxDocumentBytes); the server validates them.
   init_options = {},
@@ -42,48 +45,91 @@ M.options = vim.deepcopy(M.defaults)
 
 local has_011 = vim.fn.has('nvim-0.11') == 1
 
--- vim.validate's signature changed in 0.11; call the form the running Neovim prefers.
-local function check(name, value, validator, optional, message)
+-- vim.validate judges (its signature changed in 0.11: call the form the running Neovim
+-- prefers); the message is ours, with the value as Lua would write it ("150" is a string) and,
+-- for a table, which entry is wrong.
+local function check(name, value, validator, optional, expected)
+  local detail
+  local judge = validator
+  if type(validator) == 'function' then
+    judge = function(v)
+      local ok, why = validator(v)
+      detail = why
+      return ok
+    end
+  end
+  local ok
   if has_011 then
-    vim.validate(name, value, validator, optional, message)
+    ok = pcall(vim.validate, name, value, judge, optional, expected)
   else
-    vim.validate({ [name] = { value, validator, message or optional } })
+    ok = pcall(vim.validate, { [name] = { value, judge, expected or optional } })
+  end
+  if not ok then
+    local wanted = expected or (type(validator) == 'string' and ('a ' .. validator)) or 'a valid value'
+    if type(validator) == 'string' and optional then
+      wanted = wanted .. ' or nil'
+    end
+    error(('%s: expected %s, got %s'):format(detail or name, wanted, vim.inspect(value)), 0)
   end
 end
 
 local islist = vim.islist or vim.tbl_islist
 
-local function is_string_list(value)
-  if type(value) ~= 'table' or not islist(value) then
-    return false
-  end
-  for _, item in ipairs(value) do
-    if type(item) ~= 'string' or item == '' then
+-- A validator: true, or false and the entry that is wrong ("cmd[2]").
+local function string_list(name)
+  return function(value)
+    if type(value) ~= 'table' or not islist(value) then
       return false
     end
+    for i, item in ipairs(value) do
+      if type(item) ~= 'string' or item == '' then
+        return false, ('%s[%d] (%s)'):format(name, i, vim.inspect(item))
+      end
+    end
+    return true
   end
-  return true
+end
+
+local function whole(lo, hi)
+  return function(v)
+    return v == nil or (type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi)
+  end
 end
 
 local function validate(opts)
+  local is_cmd = string_list('cmd')
   check('cmd', opts.cmd, function(v)
-    return type(v) == 'function' or (is_string_list(v) and #v > 0)
+    if type(v) == 'function' then
+      return true
+    end
+    local ok, why = is_cmd(v)
+    return ok and #v > 0, why
   end, false, 'a non-empty list of strings, e.g. { "unmask", "serve" }')
-  check('host', opts.host, 'string', true)
-  check('port', opts.port, function(v)
-    return v == nil or (type(v) == 'number' and v == math.floor(v) and v > 0 and v < 65536)
-  end, false, 'a port number from 1 to 65535')
+  if type(opts.cmd) == 'table' then
+    for i = 2, #opts.cmd do
+      local flag = opts.cmd[i]:match('^(%-%-%l+)=') or opts.cmd[i]
+      if flag == '--tcp' or flag == '--ws' then
+        error(('cmd runs a daemon (%s), which does not talk on stdio: remove %s to have Neovim start '
+          .. 'the server, or start the daemon yourself and set host and port'):format(flag, flag), 0)
+      end
+    end
+  end
+  check('host', opts.host, function(v)
+    return v == nil or (type(v) == 'string' and vim.trim(v) ~= '')
+  end, false, 'an address such as "127.0.0.1"')
+  check('port', opts.port, whole(1, 65535), false, 'a port number from 1 to 65535')
   if (opts.host == nil) ~= (opts.port == nil) then
     error('host and port go together: set both to connect to a daemon, or neither', 0)
   end
-  check('init_options', opts.init_options, 'table', true)
-  check('filetypes', opts.filetypes, is_string_list, false, 'a list of filetype names, or { "*" }')
-  check('root_markers', opts.root_markers, is_string_list, false, 'a list of file names')
+  check('start_timeout', opts.start_timeout, whole(1, 600000), false, 'milliseconds from 1 to 600000')
+  check('init_options', opts.init_options, function(v)
+    return v == nil or (type(v) == 'table' and (next(v) == nil or not islist(v)))
+  end, false, 'a table of initializationOptions by name, e.g. { singleLineTokens = 16 }')
+  check('filetypes', opts.filetypes, string_list('filetypes'), false, 'a list of filetype names, or { "*" }')
+  check('root_markers', opts.root_markers, string_list('root_markers'), false, 'a list of file names')
   check('autostart', opts.autostart, 'boolean')
   check('auto_trigger', opts.auto_trigger, 'boolean')
-  check('debounce', opts.debounce, function(v)
-    return type(v) == 'number' and v >= 0
-  end, false, 'a number of milliseconds >= 0')
+  check('debounce', opts.debounce, whole(0, 60000), false, 'whole milliseconds from 0 to 60000')
   check('keymaps', opts.keymaps, function(v)
     if type(v) == 'boolean' then
       return true
@@ -92,16 +138,17 @@ local function validate(opts)
       return false
     end
     for key, lhs in pairs(v) do
+      if M.default_keymaps[key] == nil then
+        return false, ('keymaps.%s (no such action)'):format(tostring(key))
+      end
       -- '' would reach vim.keymap.set and fail there with Neovim's message, not ours
-      if M.default_keymaps[key] == nil or not (lhs == false or (type(lhs) == 'string' and lhs ~= '')) then
-        return false
+      if not (lhs == false or (type(lhs) == 'string' and lhs ~= '')) then
+        return false, ('keymaps.%s (%s)'):format(key, vim.inspect(lhs))
       end
     end
     return true
   end, false, 'true, false or a table of ' .. table.concat(vim.tbl_keys(M.default_keymaps), '/') .. ' = "<key>" | false')
-  check('alternatives', opts.alternatives, function(v)
-    return v == nil or (type(v) == 'number' and v == math.floor(v) and v >= 1 and v <= 8)
-  end, false, 'an integer from 1 to 8')
+  check('alternatives', opts.alternatives, whole(1, 8), false, 'an integer from 1 to 8')
 end
 
 --- Merge `user` over the defaults and validate. Raises "unmask: bad option: ..." on a bad value.
@@ -119,7 +166,7 @@ function M.resolve(user)
   local opts = vim.tbl_extend('force', vim.deepcopy(M.defaults), user or {})
   local ok, err = pcall(validate, opts)
   if not ok then
-    error('unmask: bad option: ' .. (tostring(err):gsub('^.-:%d+: ', '')), 0)
+    error('unmask: bad option: ' .. tostring(err), 0)
   end
   return opts
 end

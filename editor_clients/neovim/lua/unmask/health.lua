@@ -38,23 +38,35 @@ function M.check()
       })
     else
       health.ok('server executable: ' .. exe)
-      local args = vim.list_extend(vim.deepcopy(opts.cmd), { '--help' })
+      -- `serve --check` parses the very arguments the client will run, finds the model folder
+      -- and the device, and exits: what would stop the server, without loading the model.
+      local args = vim.list_extend(vim.deepcopy(opts.cmd), { '--check' })
+      local shown = table.concat(args, ' ')
       local started, result = pcall(function()
-        return vim.system(args, { text = true }):wait(20000)
+        return vim.system(args, { text = true }):wait(30000)
       end)
       if started and result.code == 0 then
-        health.ok(('`%s --help` runs'):format(table.concat(opts.cmd, ' ')))
+        health.ok(('`%s`: %s'):format(shown, vim.trim(result.stdout or '')))
       else
         local why = started and ((result.stderr or '') ~= '' and result.stderr or ('exit code ' .. tostring(result.code)))
           or tostring(result)
-        health.error(('`%s --help` failed: %s'):format(table.concat(opts.cmd, ' '), vim.trim(why)))
+        health.error(('`%s` failed: %s'):format(shown, vim.trim(why)))
       end
     end
   end
 
-  local client = require('unmask.client').get()
+  local unmask_client = require('unmask.client')
+  local client = unmask_client.get()
   if not client then
-    health.info('the server is not running in this session (:Unmask start)')
+    if unmask_client.failed then
+      health.error('the server is not running: ' .. unmask_client.failed, { ':Unmask start tries again' })
+    else
+      health.info('the server is not running in this session (:Unmask start)')
+    end
+    return
+  end
+  if not client.initialized then
+    health.warn(('client %d is still connecting (no answer to initialize yet)'):format(client.id))
     return
   end
   health.ok(('client %d running, position encoding %s'):format(client.id, tostring(client.offset_encoding)))
@@ -69,7 +81,7 @@ function M.check()
     return
   end
   local status = response.result or {}
-  local line = ('model %s on %s'):format(tostring(status.model), tostring(status.device))
+  local line = require('unmask').model_line(status)
   if status.model == 'ready' then
     health.ok(line)
   elseif status.model == 'failed' then

@@ -28,9 +28,6 @@ local function serves(bufnr)
   return vim.tbl_contains(fts, '*') or vim.tbl_contains(fts, vim.bo[bufnr].filetype)
 end
 
-local function in_insert()
-  return vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
-end
 
 -- Everything shown is cleared when the buffer moves on (an edit, or a reload from disk: both move
 -- b:changedtick and fire TextChanged), the cursor leaves, or insert mode ends.
@@ -113,12 +110,10 @@ local function on_cursor(args)
 end
 
 local function on_insert_leave(args)
+  client.cancel(args.buf) -- also a request still waiting for the server
   local st = state.peek(args.buf)
   if not st then
     return
-  end
-  if st.request then
-    client.cancel(args.buf)
   end
   st.suggestion = nil
   block.reject(args.buf, false)
@@ -139,8 +134,14 @@ local function schedule_auto()
   else
     timer = (vim.uv or vim.loop).new_timer()
   end
+  -- Asked for where the typing was: a pause that ends in another window or buffer (a prompt,
+  -- a picker, a jump) asks nothing.
+  local bufnr, win = vim.api.nvim_get_current_buf(), vim.api.nvim_get_current_win()
   timer:start(config.options.debounce, 0, vim.schedule_wrap(function()
-    if in_insert() and client.get() and not showing(vim.api.nvim_get_current_buf()) then
+    if vim.api.nvim_get_current_win() ~= win or vim.api.nvim_get_current_buf() ~= bufnr then
+      return
+    end
+    if util.in_insert() and client.get() and not showing(bufnr) then
       client.complete(true)
     end
   end))
@@ -166,6 +167,13 @@ local function create_autocmds()
     end,
   })
   vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = render.define_highlights })
+  vim.api.nvim_create_autocmd('OptionSet', {
+    group = group,
+    pattern = 'background',
+    callback = function()
+      render.define_highlights()
+    end,
+  })
   if config.options.auto_trigger then
     vim.api.nvim_create_autocmd({ 'InsertEnter', 'TextChangedI' }, {
       group = group,
@@ -179,7 +187,9 @@ local function create_autocmds()
   vim.api.nvim_create_autocmd({ 'FileType', 'BufEnter' }, {
     group = group,
     callback = function(args)
-      if config.options.autostart and not stopped and not client.get() and serves(args.buf) then
+      -- Not again after a failed start or a lost server: every buffer switch would relaunch a
+      -- server that fails the same way (a request, or :Unmask start, tries again).
+      if config.options.autostart and not stopped and not client.failed and not client.get() and serves(args.buf) then
         client.start()
       end
     end,
@@ -225,7 +235,13 @@ local function unmapped(lhs)
   return lhs
 end
 
+local mapped = {} -- { mode, lhs } of the user keys set by the last setup()
+
 local function create_mappings()
+  for _, key in ipairs(mapped) do
+    pcall(vim.keymap.del, key[1], key[2])
+  end
+  mapped = {}
   for action, spec in pairs(plug) do
     local name = '<Plug>(unmask-' .. action:gsub('_', '-') .. ')'
     vim.keymap.set(spec.modes, name, spec.run, { silent = true, desc = 'unmask: ' .. action:gsub('_', ' ') })
@@ -234,6 +250,9 @@ local function create_mappings()
     local spec = plug[action]
     local name = '<Plug>(unmask-' .. action:gsub('_', '-') .. ')'
     local opts = { remap = true, silent = true, desc = 'unmask: ' .. action }
+    for _, mode in ipairs(spec.modes) do
+      table.insert(mapped, { mode, lhs })
+    end
     if not spec.acts then
       vim.keymap.set(spec.modes, lhs, name, opts)
     else
@@ -259,6 +278,7 @@ end
 function M.setup(opts)
   config.setup(opts)
   initialized = true
+  client.drop_waiting() -- asked under the old options
   render.define_highlights()
   create_autocmds()
   create_mappings()
@@ -325,6 +345,12 @@ function M.next()
   return block.next(vim.api.nvim_get_current_buf())
 end
 
+--- "model ready on cpu", or "model loading" while no device is known yet.
+function M.model_line(status)
+  local device = status.device ~= vim.NIL and status.device or nil
+  return ('model %s%s'):format(tostring(status.model), device and (' on ' .. tostring(device)) or '')
+end
+
 --- `unmask/status` of the running server, passed to `callback(err, result)`; printed when no
 --- callback is given.
 function M.status(callback)
@@ -346,9 +372,8 @@ function M.status(callback)
       util.message('unmask: ' .. (err.message or 'status failed'), vim.log.levels.WARN)
       return
     end
-    util.message(('unmask: model %s on %s, %s positions, %d accepted, %d rejected%s'):format(
-      tostring(result.model), tostring(result.device), tostring(result.encoding),
-      result.accepted or 0, result.rejected or 0,
+    util.message(('unmask: %s, %s positions, %d accepted, %d rejected%s'):format(
+      M.model_line(result), tostring(result.encoding), result.accepted or 0, result.rejected or 0,
       result.error ~= vim.NIL and result.error and (' (' .. result.error .. ')') or ''))
   end, vim.api.nvim_get_current_buf())
 end

@@ -10,43 +10,56 @@ local M = {}
 
 M.ns = vim.api.nvim_create_namespace('unmask')
 
+-- The UnmaskUnresolved colours this plugin set last; a group that still has them is ours to
+-- change with the background, one with other colours is the user's.
+local unresolved = nil
+
 function M.define_highlights()
   local set = vim.api.nvim_set_hl
   set(0, 'UnmaskResolved', { default = true, link = 'Comment' })
-  -- Dimmer than Comment on dark and light backgrounds alike.
+  -- Dimmer than Comment on dark and light backgrounds alike: chosen again when 'background'
+  -- changes (a colorscheme's own ColorScheme event, or :set background without one).
   local dark = vim.o.background ~= 'light'
-  set(0, 'UnmaskUnresolved', {
-    default = true,
-    fg = dark and '#4a4f58' or '#c4c7cc',
-    ctermfg = dark and 239 or 251,
-  })
+  local spec = { fg = dark and 0x4a4f58 or 0xc4c7cc, ctermfg = dark and 239 or 251 }
+  local current = vim.api.nvim_get_hl(0, { name = 'UnmaskUnresolved' })
+  local ours = unresolved ~= nil and current.fg == unresolved.fg and current.ctermfg == unresolved.ctermfg
+  if ours or (current.fg == nil and current.ctermfg == nil and current.link == nil) then
+    set(0, 'UnmaskUnresolved', spec)
+    unresolved = spec
+  end
   set(0, 'UnmaskStatus', { default = true, link = 'NonText' })
   set(0, 'UnmaskHeader', { default = true, link = 'Title' })
   set(0, 'UnmaskDiffAdd', { default = true, link = 'DiffAdd' })
   set(0, 'UnmaskDiffDelete', { default = true, link = 'DiffDelete' })
 end
 
---- Segments ({text, resolved}) -> lines of chunks ({text, hl}); newlines split lines.
-function M.segment_lines(segments, bufnr)
+--- Segments ({text, resolved}) -> lines of chunks ({text, hl}); newlines split lines. Tabs
+--- expand to the tab stops of where each line is drawn: the first from display column
+--- `first_col` (the insertion point), the others from the window's left edge.
+function M.segment_lines(segments, bufnr, first_col)
   local lines = { {} }
+  local column = first_col or 0
   for _, segment in ipairs(segments or {}) do
     local hl = segment.resolved and 'UnmaskResolved' or 'UnmaskUnresolved'
     local parts = util.split_lines(segment.text or '')
     for i, part in ipairs(parts) do
       if i > 1 then
         table.insert(lines, {})
+        column = 0
       end
       if part ~= '' then
-        table.insert(lines[#lines], { util.expand_tabs(part, bufnr), hl })
+        local drawn
+        drawn, column = util.expand_tabs(part, bufnr, column)
+        table.insert(lines[#lines], { drawn, hl })
       end
     end
   end
   return lines
 end
 
---- Plain text -> lines of chunks in one highlight.
-function M.text_lines(text, hl, bufnr)
-  return M.segment_lines({ { text = text, resolved = hl ~= 'UnmaskUnresolved' } }, bufnr)
+--- Plain text -> lines of chunks in one highlight (`first_col` as in segment_lines).
+function M.text_lines(text, hl, bufnr, first_col)
+  return M.segment_lines({ { text = text, resolved = hl ~= 'UnmaskUnresolved' } }, bufnr, first_col)
 end
 
 local function virt_line(chunks)
@@ -127,7 +140,7 @@ function M.draw_diff(bufnr, hunks, header)
   local count = vim.api.nvim_buf_line_count(bufnr)
   local width = math.max(20, vim.api.nvim_win_get_width(0) - 8)
   local function padded(text, hl)
-    text = util.expand_tabs(text, bufnr)
+    text = util.expand_tabs(text, bufnr, 0)
     local pad = math.max(0, width - vim.fn.strdisplaywidth(text))
     return { { text .. string.rep(' ', pad), hl } }
   end

@@ -125,13 +125,36 @@ function M.split_lines(text)
   return vim.split((text:gsub('\r\n', '\n')), '\n', { plain = true })
 end
 
---- Tabs drawn as spaces (virtual text does not expand them).
-function M.expand_tabs(text, bufnr)
+--- Tabs drawn as spaces (virtual text does not expand them), each to the next tab stop of
+--- `bufnr` counted from display column `start` (where the text will be drawn; 0 by default).
+--- Returns the text and the display column after it.
+function M.expand_tabs(text, bufnr, start)
+  start = start or 0
   if not text:find('\t', 1, true) then
-    return text
+    return text, start + vim.fn.strdisplaywidth(text)
   end
-  local width = vim.bo[bufnr].tabstop
-  return (text:gsub('\t', string.rep(' ', width)))
+  local width = math.max(1, vim.bo[bufnr].tabstop)
+  local out, column = {}, start
+  for piece, tab in text:gmatch('([^\t]*)(\t?)') do
+    table.insert(out, piece)
+    column = column + vim.fn.strdisplaywidth(piece)
+    if tab ~= '' then
+      local pad = width - column % width
+      table.insert(out, string.rep(' ', pad))
+      column = column + pad
+    end
+  end
+  return table.concat(out), column
+end
+
+--- The display column of byte column `col` on buffer line `row` (tabs and wide characters counted).
+function M.display_col(bufnr, row, col)
+  return vim.fn.strdisplaywidth(M.line(bufnr, row):sub(1, col))
+end
+
+--- Whether the current mode is insert (or replace-in-insert) mode.
+function M.in_insert()
+  return vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
 end
 
 --- Report to the user (scheduled when called from a fast event).
