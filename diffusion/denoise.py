@@ -14,6 +14,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -60,13 +61,23 @@ class DenoiseState:
         )
 
 
+class LengthPolicy(Protocol):
+    """Grows or shrinks a single-row canvas's span after each commit (DreamOn's expand and delete)."""
+
+    def __call__(self, state: DenoiseState) -> DenoiseState: ...
+
+    def banned(self, state: DenoiseState) -> tuple[int, ...]:
+        """Ids the next step may not predict in this state (expand once the span is full)."""
+        ...
+
+
 def denoise(
     predict: Predictor,
     canvas: Canvas,
     schedule: Schedule,
     score: Scorer = TOP1,
     banned_ids: Sequence[int] = (),
-    resize: Callable[[DenoiseState], DenoiseState] | None = None,
+    resize: LengthPolicy | None = None,
     null_id: int | None = None,
     null_run_floor: float | None = None,
 ) -> Iterator[DenoiseState]:
@@ -105,6 +116,8 @@ def denoise(
             logits = predict(state.ids, window, canvas.attention)  # (B, W, V)
             if banned.numel():
                 logits.index_fill_(-1, banned, float("-inf"))
+            if resize is not None and (full := resize.banned(state)):
+                logits[..., list(full)] = float("-inf")
             if null_id is not None:
                 restrict_null(logits, state, span, span_first, window, null_id)
             conf, token, token_logp = score(logits)

@@ -30,7 +30,7 @@ from diffusion.device import pick_device
 from diffusion.families import UnknownArchitecture, family_name
 from diffusion.fused_confidence import ScorerChoice, choose_scorer
 from diffusion.hub import resolve_model
-from diffusion.length import expand_delete
+from diffusion.length import expand_delete, start_length
 from diffusion.predictors import BlockGraphs, CachedContext, FirstPasses, full_recompute
 from diffusion.schedule import Schedule, Threshold
 
@@ -284,6 +284,10 @@ class Engine:
         With `exact_length` every span position gets a real token (no null, no
         length control): the caller knows how long the middle is, as an oracle does.
         """
+        if self.length_control and not exact_length and len(span_lengths or (None,)) == 1:
+            # One row of free length: expand and delete run (_resizes), from half the budget.
+            budget = (span_lengths or (self.settings.max_span,))[0]
+            span_lengths = (start_length(min(max(1, budget), self.settings.max_span)),)
         yield from self._run(self._infill_canvas(prefix, suffix, span_lengths), schedule, exact_length)
 
     def infill_many(self, asks: Sequence[InfillAsk]) -> Iterator[tuple[InfillSnapshot, ...]]:

@@ -3,17 +3,19 @@
 DreamOn (DreamLM/DreamOn) adds an expand token: a position predicted as
 expand becomes two masks, and a position predicted as end-of-text inside the
 span is deleted, so the middle finds its own length. Both are bounded: the
-span never exceeds `max_span` (once it would, expand is turned back into a
-mask for the next step) nor shrinks below `min_span`, and after `step_limit`
-steps the length is left alone, so that a model that keeps asking for more
-room cannot keep a decode going: from then on every step commits a token for
-good (an expand or end-of-text committed then decodes to no text).
+span never exceeds `max_span` (once it is there, expand is banned from the
+next steps' predictions, and an expand committed in the step that reached
+the bound turns back into a mask) nor shrinks below `min_span`, and after
+`step_limit` steps the length is left alone, so that a model that keeps asking
+for more room cannot keep a decode going: from then on every step commits a
+token for good (an expand or end-of-text committed then decodes to no text).
+A span under length control starts at half its budget (`start_length`): one
+that starts at the bound could only shrink.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +38,16 @@ def candidate_lengths(budget: int, one_line: bool) -> tuple[int, ...]:
     return tuple(sorted({max(1, budget // 3), max(1, 2 * budget // 3), budget}))
 
 
+def start_length(budget: int) -> int:
+    """The span a length-controlled decode starts from: room to grow to `budget` or shrink.
+
+    DreamOn's own evaluation starts spans shorter than the middle and lets expand
+    find the rest (Wu et al. 2025, DreamOn); starting at the bound would leave
+    expand nothing to do but be re-masked.
+    """
+    return max(1, budget // 2)
+
+
 @dataclass(frozen=True)
 class ExpandDelete:
     expand_id: int
@@ -45,6 +57,10 @@ class ExpandDelete:
     max_span: int = 64
     min_span: int = 1
     step_limit: int = 256
+
+    def banned(self, state: DenoiseState) -> tuple[int, ...]:
+        """Ids the next step may not predict: expand, once the span has no room left."""
+        return (self.expand_id,) if state.span_lengths[0] >= self.max_span else ()
 
     def __call__(self, state: DenoiseState) -> DenoiseState:
         assert state.ids.shape[0] == 1, "length control runs on a single-row canvas"
@@ -87,7 +103,7 @@ class ExpandDelete:
 
 def expand_delete(
     expand_id: int | None, delete_id: int | None, mask_id: int, span_start: int, max_span: int
-) -> Callable[[DenoiseState], DenoiseState] | None:
+) -> ExpandDelete | None:
     if expand_id is None or delete_id is None:
         return None
     # Far more steps than a decode that grows to `max_span` needs (each step commits one).

@@ -206,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-file", type=Path, default=None, help="write the server log here")
     serve.add_argument(
+        "--batch",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="infill requests of any documents and connections denoised together, one forward "
+        "pass per step for all: at most N (default: 8 on a GPU, 1 on a CPU, where a batch makes "
+        "each request wait for the longest)",
+    )
+    serve.add_argument(
         "--check",
         action="store_true",
         help="check these arguments, the model folder and the device, then exit without serving "

@@ -52,6 +52,7 @@ class Batchable:
     part: Any  # this job's share of the batch
     run: Callable[[Sequence[Any]], Iterator[Sequence[Any]]]  # parts -> per step, one item per part
     is_last: Callable[[Any], bool]  # is this item the job's final one?
+    limit: int = 8  # how many jobs may share one run (the scheduler's own max_batch caps it too)
 
 
 @dataclass(eq=False)
@@ -132,8 +133,9 @@ class Scheduler:
             first = self._pending.popleft()
             group = [first]
             if first.batch is not None:
+                limit = min(self.max_batch, first.batch.limit)
                 for other in list(self._pending):
-                    if len(group) >= self.max_batch:
+                    if len(group) >= limit:
                         break
                     if other.batch is not None and other.batch.key == first.batch.key:
                         self._pending.remove(other)

@@ -61,6 +61,7 @@ class Shared:
 
     host: EngineHost
     scheduler: Scheduler = field(default_factory=Scheduler)
+    batch_limit: int | None = None  # serve --batch; None: by device (infill_request.batch_limit)
     connections: itertools.count = field(default_factory=itertools.count)
 
 

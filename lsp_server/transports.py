@@ -232,7 +232,10 @@ def serve(args: argparse.Namespace) -> int:
         "fused_confidence": args.fused_confidence,
         "null_run_floor": args.null_run_floor,
     }
-    shared = Shared(host=EngineHost(args.model, args.device, args.dtype, decoding))
+    shared = Shared(
+        host=EngineHost(args.model, args.device, args.dtype, decoding),
+        batch_limit=getattr(args, "batch", None),
+    )
     args.host = args.host or "127.0.0.1"  # also when called without `main`'s parsing
     listens = args.tcp is not None or args.ws is not None
     if listens and args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -193,6 +193,17 @@ def test_a_model_that_always_asks_to_expand_still_finishes():
     states = list(denoise(always_expand, canvas, Threshold(0.9, 16), resize=policy))
     assert states[-1].done
     assert states[-1].span_lengths == (8,) and len(states) - 1 <= 4 * 8 + 8
+    # Once the span is full, expand is banned: the rest decodes at the schedule's pace, with no
+    # expand left in it, instead of re-masking expands until the step limit.
+    full = next(i for i, s in enumerate(states) if s.span_lengths == (8,))
+    assert len(states) - 1 - full <= 16
+    assert expand not in states[-1].ids[0].tolist()
+
+
+def test_a_span_under_length_control_starts_with_room_to_grow():
+    from diffusion.length import start_length
+
+    assert start_length(64) == 32 and start_length(1) == 1 and start_length(3) == 1
 
 
 def test_dreamon_checkpoint_infills_with_length_control(tmp_path):
@@ -202,6 +213,7 @@ def test_dreamon_checkpoint_infills_with_length_control(tmp_path):
     engine = Engine(checkpoint, torch.device("cpu"), settings_for(checkpoint))
     assert engine.length_control
     snapshots = list(engine.infill("def add(x, y):\n    return ", "\n", [6]))
+    assert snapshots[0].best.span_length == 3  # half the budget: room to expand
     final = snapshots[-1]
     assert final.final and final.best.unresolved == 0
     assert 1 <= final.best.span_length <= engine.settings.max_span

@@ -37,8 +37,8 @@ def scripted_run(calls: list, steps: int):
     return run
 
 
-def batch_job(name: str, key: str, calls: list, inbox: Inbox, steps: int = 3) -> Job:
-    batch = Batchable(key, name, scripted_run(calls, steps), is_last=lambda item: item[2])
+def batch_job(name: str, key: str, calls: list, inbox: Inbox, steps: int = 3, limit: int = 8) -> Job:
+    batch = Batchable(key, name, scripted_run(calls, steps), is_last=lambda item: item[2], limit=limit)
     # Alone, a job runs its own `work`, as an unbatched job does.
     return Job(
         ("connection", name), 1, lambda: iter([(name, "alone")]), lambda: True, inbox.deliver, batch=batch
@@ -75,6 +75,46 @@ def test_pending_jobs_with_one_key_share_a_run_and_each_ends_alone():
     assert inboxes["b"].items[:-1] == [("b", 1, False), ("b", 2, False), ("b", 3, True)]
     assert (scheduler.batched_runs, scheduler.batched_jobs) == (1, 2)
     scheduler.close()
+
+
+def test_a_batch_takes_no_more_jobs_than_its_limit():
+    scheduler = Scheduler()
+    release = threading.Event()
+    blocker_inbox = Inbox()
+
+    def blocking_work():
+        release.wait(10)
+        yield "blocker"
+
+    scheduler.submit(Job(("c", "blocker"), 1, blocking_work, lambda: True, blocker_inbox.deliver))
+    calls: list = []
+    inboxes = {name: Inbox() for name in ("a", "b", "c", "d", "e")}
+    for name, inbox in inboxes.items():
+        scheduler.submit(batch_job(name, "infill", calls, inbox, limit=2))
+    release.set()
+    assert all(inbox.end.outcome is Outcome.DONE for inbox in inboxes.values())
+    assert calls == [["a", "b"], ["c", "d"]]  # and e alone, through its own work
+    assert inboxes["e"].items[:-1] == [("e", "alone")]
+    scheduler.close()
+
+
+def test_infill_requests_share_passes_on_a_gpu_only_unless_told(monkeypatch):
+    from types import SimpleNamespace
+
+    from lsp_server.infill_request import batch_limit, infill_batch
+
+    def engine(device: str):
+        return SimpleNamespace(
+            device=SimpleNamespace(type=device),
+            checkpoint=object(),
+            settings=(),
+            infill_many=lambda asks: iter(()),
+        )
+
+    assert batch_limit(engine("cuda"), None) == 8 and batch_limit(engine("cpu"), None) == 1
+    assert infill_batch(engine("cpu"), "a", "b", (4,)) is None  # alone: runs as a single request
+    assert infill_batch(engine("cpu"), "a", "b", (4,), limit=3).limit == 3
+    assert infill_batch(engine("cuda"), "a", "b", (4,)).limit == 8
 
 
 def test_a_job_leaving_a_batch_mid_run_stops_hearing_while_the_others_go_on():

@@ -38,10 +38,10 @@ BODY_LINE = 14  # an empty function body: multi-line infill
 
 
 @contextlib.asynccontextmanager
-async def client_over(kind: str):
-    daemon = await start_daemon(kind) if kind != "stdio" else None
+async def client_over(kind: str, *extra: str):
+    daemon = await start_daemon(kind, *extra) if kind != "stdio" else None
     try:
-        async with connect(kind, daemon) as client:
+        async with connect(kind, daemon, extra=extra if kind == "stdio" else ()) as client:
             await client.initialize()
             yield client
     finally:
@@ -149,7 +149,8 @@ async def test_two_websocket_clients_are_served_at_once():
 
 
 async def test_requests_queued_from_several_documents_share_forward_passes():
-    async with client_over("stdio") as client:
+    # On a CPU a batch is no gain (serve --batch's default there is 1): asked for here, to run it.
+    async with client_over("stdio", "--batch", "8") as client:
         uris = [f"file:///work/doc{i}.py" for i in range(3)]
         for i, uri in enumerate(uris):
             client.open(uri, SOURCE.replace("found", f"found{i}"))
