@@ -99,6 +99,10 @@ def fast_path_changes(
     return kept
 
 
+# What a byte-level tokenizer decodes an incomplete UTF-8 sequence to.
+REPLACEMENT = "\ufffd"
+
+
 @dataclass(frozen=True)
 class InfillAsk:
     """One infill request's part of a batch (`Engine.infill_many`)."""
@@ -134,6 +138,12 @@ class Candidate:
     def unresolved(self) -> int:
         return sum(s.tokens for s in self.segments if not s.resolved)
 
+    @property
+    def rank(self) -> tuple[bool, float]:
+        """Whole text first (no U+FFFD: bytes the model left without the rest of their
+        character), then the score."""
+        return (REPLACEMENT not in self.text, self.score)
+
 
 @dataclass(frozen=True)
 class InfillSnapshot:
@@ -145,7 +155,7 @@ class InfillSnapshot:
 
     @property
     def best(self) -> Candidate:
-        return max(self.candidates, key=lambda c: c.score)
+        return max(self.candidates, key=lambda c: c.rank)
 
     @property
     def previewed(self) -> Candidate:
@@ -154,7 +164,7 @@ class InfillSnapshot:
         return self.best if self.final else max(self.candidates, key=lambda c: c.span_length)
 
     def ranked(self) -> list[Candidate]:
-        return sorted(self.candidates, key=lambda c: c.score, reverse=True)
+        return sorted(self.candidates, key=lambda c: c.rank, reverse=True)
 
 
 class Engine:
@@ -473,7 +483,12 @@ class Engine:
         )
 
     def segments(self, span_ids: list[int], span_masked: list[bool]) -> tuple[Segment, ...]:
-        """Group positions into runs; decode resolved runs whole so multi-byte text survives."""
+        """Group positions into runs; decode resolved runs whole so multi-byte text survives.
+
+        A character whose bytes are split between a resolved run and a masked neighbour
+        decodes to U+FFFD until the rest of it resolves: that piece is left out of the run
+        (it is still masked, in effect) rather than drawn as a broken character.
+        """
         runs: list[Segment] = []
         start = 0
         for i in range(1, len(span_ids) + 1):
@@ -481,7 +496,12 @@ class Engine:
                 if span_masked[start]:
                     runs.append(Segment("", False, i - start))
                 else:
-                    runs.append(Segment(self.codec.decode(span_ids[start:i]), True, i - start))
+                    text = self.codec.decode(span_ids[start:i])
+                    if start > 0:  # after a masked run
+                        text = text.lstrip(REPLACEMENT)
+                    if i < len(span_ids):  # before one
+                        text = text.rstrip(REPLACEMENT)
+                    runs.append(Segment(text, True, i - start))
                 start = i
         return tuple(r for r in runs if r.text or not r.resolved)
 

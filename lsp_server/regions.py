@@ -378,10 +378,17 @@ def parses_cleanly(text: str, language: str | None) -> bool:
     return tree is None or not tree.root_node.has_error
 
 
+def broken_characters(candidate: str, original: str) -> int:
+    """U+FFFD in `candidate` beyond those of the text it replaces: bytes a byte-level model left
+    without the rest of their character."""
+    return max(0, candidate.count("\ufffd") - original.count("\ufffd"))
+
+
 def rank_candidates(
     document_text: str, start: int, end: int, candidates: list[str], language: str | None
 ) -> list[int]:
-    """Indices of `candidates` (replacements for document_text[start:end]), fewest syntax errors first.
+    """Indices of `candidates` (replacements for document_text[start:end]): those with no broken
+    character first, then fewest syntax errors.
 
     Counting errors in the whole spliced document, rather than asking "does it
     parse", keeps the ranking useful when the rest of the file is already
@@ -390,13 +397,16 @@ def rank_candidates(
     not in the document or a language without a grammar.
     """
     order = list(range(len(candidates)))
-    if len(order) < 2 or not (_valid_offset(document_text, start) and _valid_offset(document_text, end)):
+    if len(order) < 2:
         return order
+    valid = _valid_offset(document_text, start) and _valid_offset(document_text, end)
     start, end = sorted((start, end))
+    original = document_text[start:end] if valid else ""
+    broken = [broken_characters(c, original) if isinstance(c, str) else 1 << 30 for c in candidates]
     source = Source.of(document_text)
-    tree = parse(source, language)
+    tree = parse(source, language) if valid else None
     if tree is None:
-        return order
+        return sorted(order, key=broken.__getitem__)
     counts = []
     for candidate in candidates:
         if not isinstance(candidate, str):
@@ -404,4 +414,4 @@ def rank_candidates(
             continue
         spliced, _ = reparse(tree, source, start, end, candidate, language)  # type: ignore[arg-type]
         counts.append(error_count(spliced.root_node))
-    return sorted(order, key=counts.__getitem__)
+    return sorted(order, key=lambda i: (broken[i], counts[i]))

@@ -125,3 +125,29 @@ def test_only_the_cached_predictor_pads_to_fixed_shapes(engine):
     assert on_cuda.with_settings(cache_refresh=4).fixed_shapes
     assert not on_cuda.with_settings(cache_refresh=0).fixed_shapes
     assert not on_cuda.with_settings(cache_refresh=4, cuda_graphs=False).fixed_shapes
+
+
+def test_a_character_split_by_a_mask_is_not_drawn_broken(engine):
+    ids = engine.codec.encode("a 😀 b")
+    pieces = [engine.codec.decode([i]) for i in ids]
+    split = [i for i, piece in enumerate(pieces) if "\ufffd" in piece]
+    assert len(split) >= 2, "the test needs a character spread over several tokens"
+    # The emoji's first byte token resolved, the rest still masked, then resolved text again.
+    masked = [i in split[1:] for i in range(len(ids))]
+    segments = engine.segments(ids, masked)
+    assert all("\ufffd" not in s.text for s in segments), segments
+    assert [s.resolved for s in segments] == [True, False, True]
+    assert segments[0].text == "a " and segments[-1].text == " b"
+    # Once every byte is in, the character is whole.
+    (whole,) = engine.segments(ids, [False] * len(ids))
+    assert whole.text == "a 😀 b"
+
+
+def test_a_whole_candidate_beats_a_better_scored_one_with_a_broken_character():
+    from diffusion.engine import Candidate, InfillSnapshot, Segment
+
+    broken = Candidate(4, (Segment('"h\ufffd"', True, 4),), score=-0.1)
+    whole = Candidate(4, (Segment('"hé"', True, 4),), score=-0.9)
+    snapshot = InfillSnapshot(step=3, steps=3, forwards=3, final=True, candidates=(broken, whole))
+    assert snapshot.best is whole and snapshot.previewed is whole
+    assert snapshot.ranked() == [whole, broken]

@@ -429,6 +429,18 @@ def test_ranking_in_an_already_broken_file_counts_only_new_errors():
     assert rank_candidates(text, offset, offset, ["x +", "(x", "x + 1"], "python")[0] == 2
 
 
+def test_a_candidate_with_a_broken_character_ranks_below_whole_ones():
+    text = 'greeting = "hi"\n'
+    start, end = text.index('"hi"'), text.index('"hi"') + 4
+    # U+FFFD: bytes of a character the model never finished; a string literal parses either way.
+    assert rank_candidates(text, start, end, ['"h\ufffd"', '"hé"'], "python") == [1, 0]
+    assert rank_candidates(text, start, end, ['"h\ufffd"', '"hé"'], None) == [1, 0]
+    # One the document already had is no fault of the candidate.
+    kept = 'x = "\ufffd"\n'
+    span = (kept.index('"'), kept.index('"') + 3)
+    assert rank_candidates(kept, *span, ['"\ufffd"', '"a"'], "python") == [0, 1]
+
+
 def test_ranking_without_a_grammar_keeps_the_order():
     assert rank_candidates("a\n", 0, 1, ["((", "b", "c"], None) == [0, 1, 2]
     assert rank_candidates("a\n", 0, 1, [], "python") == []
