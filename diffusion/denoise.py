@@ -127,6 +127,10 @@ def denoise(
                 state = fill_after_null(state, span, null_id)
             if resize is not None:
                 state = resize(state)
+        if state.step >= state.steps and not state.done:
+            # A null deferred at the last planned step (content was picked right of it) takes
+            # one more: the count a preview shows ("step 2 of 1") must not fall behind.
+            state = dataclasses.replace(state, steps=state.step + 1)
         yield state
 
 

@@ -103,6 +103,24 @@ def test_a_null_picked_left_of_content_in_the_same_step_waits():
     assert null not in final[:4]  # no null left of content
 
 
+def test_a_null_that_waits_at_the_last_planned_step_adds_a_step_to_the_count():
+    from diffusion.tokenizer import SpecialIds
+
+    mask, null, vocab = 2, 3, 10
+    specials = SpecialIds(mask=mask, bos=0, eos=1, pad=4, null=null)
+
+    def predict(ids, window, attention):  # span column 0 -> 5, 1 -> null, 2 -> 7: all sure
+        logits = torch.zeros(ids.shape[0], window[1] - window[0], vocab)
+        logits[:, 0, 5] = logits[:, 1, null] = logits[:, 2, 7] = 9.0
+        return logits
+
+    canvas = build_canvas([5], [6], [3], specials)
+    states = list(denoise(predict, canvas, Threshold(0.9, max_steps=1), null_id=null))
+    assert states[-1].done and len(states) == 3  # the null waited one step
+    assert all(s.step <= s.steps for s in states), [(s.step, s.steps) for s in states]
+    assert states[-1].steps == states[-1].step == 2
+
+
 def test_repair_gives_every_remasked_position_a_real_token(engine):
     null = engine.codec.specials.null
 
