@@ -9,6 +9,7 @@ the changed lines come back as separate edits.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import math
 from collections.abc import Iterator, Sequence
@@ -139,7 +140,8 @@ async def run(session: Session, request: BlockEditRequest) -> dict[str, Any]:
     end = document.offset(*request.end) if request.end else None
     if end is not None and end < start:
         start, end = end, start
-    region = pick_rewrite(document.text, start, end, document.language)
+    # Off the event loop: parsing a large document takes a while, and other connections wait.
+    region = await asyncio.to_thread(pick_rewrite, document.text, start, end, document.language)
     if region is None:
         raise Unservable("no block to edit at this position")
     settings = session.settings

@@ -7,6 +7,7 @@ a standard inline completion item.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from lsprotocol import types
 
 from diffusion.engine import Candidate, InfillAsk, Segment
 from diffusion.length import candidate_lengths
+from lsp_server.documents import DocumentError, check_text
 from lsp_server.line_endings import candidate_for_document, for_model, line_ending
 from lsp_server.positions import Point
 from lsp_server.protocol import ParamsError, lsp_range
@@ -99,7 +101,13 @@ async def run(
             raise ParamsError("selectedCompletionInfo.range ends before it starts")
         text = document.text[:start] + selected.text + document.text[end:]
         offset, lead = start + len(selected.text), selected.text
-    region = pick_infill(text, offset, document.language) or InfillRegion(offset, offset, "single-line", "")
+        try:  # the item's text is the client's too: the document's own checks hold for it
+            check_text(text, session.settings.max_document_bytes, uri)
+        except DocumentError as error:
+            raise ParamsError(f"selectedCompletionInfo.text: {error}") from None
+    # Off the event loop: parsing a large document takes a while, and other connections wait.
+    region = await asyncio.to_thread(pick_infill, text, offset, document.language)
+    region = region or InfillRegion(offset, offset, "single-line", "")
     settings = session.settings
     single = region.shape == "single-line"
     lengths = candidate_lengths(settings.single_line_tokens if single else settings.multi_line_tokens, single)

@@ -151,16 +151,36 @@ def _infill_shape(
 ) -> Shape:
     cursor = source.byte(offset)
     here = root.descendant_for_byte_range(cursor, cursor)
-    if here is None or _inside_literal(here, cursor) or _ends_line_comment(root, source, cursor):
+    if here is None:
+        return SINGLE
+    around = lineage(root, here)
+    if _inside_literal(around, cursor) or _ends_line_comment(root, source, cursor):
         return SINGLE  # finishing a string or a comment is a one-line job
     if not (LUA_CLOSERS if language == "lua" else CLOSERS).fullmatch(after):
         return SINGLE  # code follows on this line: the model only joins the two
     if not before.strip():
         # At the start of a line: a statement position unless inside a bracketed list.
-        return SINGLE if _in_list(_named(here), cursor) else MULTI
+        return SINGLE if _in_list(_named(around), cursor) else MULTI
     last = cursor - len(encode(before[len(before.rstrip()) :]))  # end of the last token
     token = root.descendant_for_byte_range(max(0, last - 1), last)
-    return MULTI if token is not None and _opens_block(token) else SINGLE
+    return MULTI if token is not None and _opens_block(lineage(root, token)) else SINGLE
+
+
+def lineage(root: Node, node: Node) -> list[Node]:
+    """`node` and its ancestors up to `root`, innermost first, found in one descent.
+
+    `Node.parent` is no pointer in tree-sitter: each call descends from the root again,
+    so walking up k levels costs k times the depth. A 240 KB one-line expression nests
+    60,000 deep: walking up from its leaves held the server for 44 s.
+    """
+    chain = [root]
+    while chain[-1] != node:
+        child = chain[-1].child_with_descendant(node)
+        if child is None or child == chain[-1]:
+            break  # not below root after all: what was found is the lineage there is
+        chain.append(child)
+    chain.reverse()
+    return chain
 
 
 def _is_body(node: Node) -> bool:
@@ -168,22 +188,17 @@ def _is_body(node: Node) -> bool:
     return node.is_named and node.type in BODY_TYPES
 
 
-def _named(node: Node) -> Node:
-    while not node.is_named and node.parent is not None:
-        node = node.parent
-    return node
+def _named(chain: list[Node]) -> Node:
+    """The innermost named node of a lineage (the root if none is)."""
+    return next((node for node in chain if node.is_named), chain[-1])
 
 
 def _is_literal(kind: str) -> bool:
     return "string" in kind or "comment" in kind or kind in ("char_literal", "rune_literal", "regex")
 
 
-def _inside_literal(node: Node | None, cursor: int) -> bool:
-    while node is not None:
-        if _is_literal(node.type) and node.start_byte < cursor < node.end_byte:
-            return True
-        node = node.parent
-    return False
+def _inside_literal(chain: list[Node], cursor: int) -> bool:
+    return any(_is_literal(node.type) and node.start_byte < cursor < node.end_byte for node in chain)
 
 
 def _ends_line_comment(root: Node, source: Source, cursor: int) -> bool:
@@ -192,10 +207,13 @@ def _ends_line_comment(root: Node, source: Source, cursor: int) -> bool:
     if cursor == 0 or data[cursor - 1] in b"\r\n":  # a comment that took its line break is behind us
         return False
     node = root.descendant_for_byte_range(cursor - 1, cursor)
-    while node is not None and node.end_byte == cursor:  # Lua's `comment_content` sits in its `comment`
-        if node.type.endswith("comment") and LINE_COMMENT.match(data, node.start_byte):
+    if node is None:
+        return False
+    for enclosing in lineage(root, node):  # Lua's `comment_content` sits in its `comment`
+        if enclosing.end_byte != cursor:
+            return False
+        if enclosing.type.endswith("comment") and LINE_COMMENT.match(data, enclosing.start_byte):
             return True
-        node = node.parent
     return False
 
 
@@ -210,34 +228,34 @@ def _in_list(node: Node, cursor: int) -> bool:
     return node.type in EXPRESSION_CONTAINERS
 
 
-def _opens_block(token: Node) -> bool:
-    """True when `token` (the last one before the cursor) ends a block header or opens a block.
+def _opens_block(chain: list[Node]) -> bool:
+    """True when `chain[0]` (the last token before the cursor; its lineage follows) ends a block
+    header or opens a block.
 
     `{` of a block; Python's `:` before its block; Lua's `then`/`do`/`)` whose
     empty body the grammar leaves out, so the next thing is `end` (or `until`).
     """
-    parent = token.parent
-    if parent is None:
+    if len(chain) < 2:
         return False
+    token, parent = chain[0], chain[1]
     if _is_body(parent) and token.start_byte == parent.start_byte and not token.is_named:
         return True
     if parent.is_error and token.type in OPENERS_IN_ERRORS:
         return True
-    node = token
-    while True:
-        sibling = _next_sibling(node)
-        if sibling is not None:
-            return _is_body(sibling) or (sibling.type in ("end", "until") and not sibling.is_named)
+    for index, node in enumerate(chain[:-1]):
         # The token ends its parent too (`)` of Lua's parameters): ask again there,
         # but not past a body (its `end` closes it) nor into error recovery's guesses.
-        node = node.parent
-        if node is None or _is_body(node) or node.is_error:
+        if index > 0 and (_is_body(node) or node.is_error):
             return False
+        sibling = _next_sibling(node, chain[index + 1])
+        if sibling is not None:
+            return _is_body(sibling) or (sibling.type in ("end", "until") and not sibling.is_named)
+    return False
 
 
-def _next_sibling(node: Node) -> Node | None:
+def _next_sibling(node: Node, parent: Node) -> Node | None:
     # Node.next_sibling skips zero-width nodes, and an empty Python block is one.
-    siblings = node.parent.children if node.parent is not None else []
+    siblings = parent.children
     for index, sibling in enumerate(siblings):
         if sibling == node:
             return siblings[index + 1] if index + 1 < len(siblings) else None
@@ -285,26 +303,31 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if start < end else None
 
 
-def _is_statement(node: Node) -> bool:
-    parent = node.parent
-    return parent is not None and (parent.parent is None or _is_body(parent))
+def _is_statement(chain: list[Node], index: int) -> bool:
+    """Whether chain[index] (in a lineage) is a statement: a child of the root or of a body."""
+    if index + 1 >= len(chain):
+        return False
+    return index + 2 >= len(chain) or _is_body(chain[index + 1])
 
 
 def _selected(root: Node, first: int, last: int) -> tuple[int, int, str] | None:
-    node = root.descendant_for_byte_range(first, last)
-    while node is not None:
-        if node.parent is None or _is_body(node):
-            if node.parent is not None and first <= node.start_byte and node.end_byte <= last:
+    found = root.descendant_for_byte_range(first, last)
+    if found is None:
+        return None
+    chain = lineage(root, found)
+    for index, node in enumerate(chain):
+        is_root = index == len(chain) - 1
+        if is_root or _is_body(node):
+            if not is_root and first <= node.start_byte and node.end_byte <= last:
                 return node.start_byte, node.end_byte, node.type
             touched = [c for c in node.named_children if c.end_byte > first and c.start_byte < last]
             if len(touched) == 1:
                 return touched[0].start_byte, touched[0].end_byte, touched[0].type
             if touched:
                 return touched[0].start_byte, touched[-1].end_byte, node.type
-            return None if node.parent is None else (node.start_byte, node.end_byte, node.type)
-        if _is_statement(node):
+            return None if is_root else (node.start_byte, node.end_byte, node.type)
+        if _is_statement(chain, index):
             return node.start_byte, node.end_byte, node.type
-        node = node.parent
     return None
 
 
@@ -312,7 +335,7 @@ def _around_cursor(root: Node, source: Source, offset: int) -> tuple[int, int, s
     cursor = source.byte(offset)
     node = root.descendant_for_byte_range(cursor, cursor)
     deeper_than: int | None = None
-    if node is None or node.parent is None:
+    if node is None or node == root:
         # Between top-level nodes, e.g. on Python's trailing blank lines of a
         # body, which its block does not cover: go by the code before the
         # cursor, accepting only a unit the cursor line is indented under.
@@ -326,7 +349,8 @@ def _around_cursor(root: Node, source: Source, offset: int) -> tuple[int, int, s
             deeper_than = len(encode(_leading_space(line)))
     statement: Node | None = None
     data = source.data
-    while node is not None and node.parent is not None:
+    chain = lineage(root, node) if node is not None else []
+    for index, node in enumerate(chain[:-1]):  # not the root
         # Not tree-sitter's rows and columns: they count only \n, and a lone \r ends a line too.
         first, last = node.start_byte, node.end_byte
         multi_line = data.find(b"\n", first, last) >= 0 or data.find(b"\r", first, last) >= 0
@@ -334,9 +358,8 @@ def _around_cursor(root: Node, source: Source, offset: int) -> tuple[int, int, s
         indented_under = deeper_than is None or column < deeper_than
         if node.is_named and node.type in REWRITE_UNITS and multi_line and indented_under:
             return node.start_byte, node.end_byte, node.type
-        if statement is None and deeper_than is None and _is_statement(node):
+        if statement is None and deeper_than is None and _is_statement(chain, index):
             statement = node
-        node = node.parent
     return (statement.start_byte, statement.end_byte, statement.type) if statement else None
 
 

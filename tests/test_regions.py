@@ -6,6 +6,7 @@ selection), `«` and `»` enclose the region a rewrite should pick.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -584,3 +585,25 @@ def test_a_300_line_file_is_quick():
         pick_rewrite(text, offset, None, "python")
         timings.append(time.perf_counter() - began)
     assert sorted(timings)[2] < 0.02, "two parses of a 300-line file should take a few milliseconds"
+
+
+def test_lineage_is_the_chain_of_parents_from_a_node_to_the_root():
+    from lsp_server.regions import lineage
+
+    source = Source.of("def f(x):\n    return [x + 1, (x * 2)]\n")
+    root = parse(source, "python").root_node
+    leaf = root.descendant_for_byte_range(source.byte(33), source.byte(33))  # the 2 in (x * 2)
+    chain = lineage(root, leaf)
+    assert chain[0] == leaf and chain[-1] == root
+    for child, parent in itertools.pairwise(chain):
+        assert child.parent == parent  # what the chain saves calling, one step at a time
+    assert lineage(root, root) == [root]
+
+
+def test_a_line_nested_thousands_deep_still_gets_a_region():
+    # `a + a + ... + a` nests one binary operator per `+`: tens of thousands of ancestors.
+    text = "x = " + "a + " * 30000 + "a\n"
+    middle = len(text) // 2
+    assert pick_infill(text, middle, "python").shape == "single-line"
+    region = pick_rewrite(text, middle, None, "python")
+    assert region is not None and region.start <= middle <= region.end
