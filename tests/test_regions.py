@@ -7,7 +7,6 @@ selection), `«` and `»` enclose the region a rewrite should pick.
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 
@@ -567,24 +566,6 @@ def test_language_for_path(path, language_id, language):
 @pytest.mark.parametrize("language", [*grammars.GRAMMARS])
 def test_every_grammar_loads(language):
     assert grammars.parser(language) is not None
-
-
-# --- speed ---------------------------------------------------------------------------------------
-
-
-def test_a_300_line_file_is_quick():
-    body = "".join(f"    value_{i} = compute({i}, 'é') + {i}\n" for i in range(8))
-    text = "".join(f"def function_{n}(x):\n{body}    return x\n\n" for n in range(30))
-    assert 290 <= text.count("\n") <= 340
-    offset = text.index("return x", len(text) // 2)
-    pick_infill(text, offset, "python")  # the first call loads the grammar
-    timings = []
-    for _ in range(5):
-        began = time.perf_counter()
-        pick_infill(text, offset, "python")
-        pick_rewrite(text, offset, None, "python")
-        timings.append(time.perf_counter() - began)
-    assert sorted(timings)[2] < 0.02, "two parses of a 300-line file should take a few milliseconds"
 
 
 def test_lineage_is_the_chain_of_parents_from_a_node_to_the_root():
