@@ -34,7 +34,10 @@ def complete(engine: Engine, task: dict[str, Any], default_tokens: int) -> dict[
 
 
 def parse_task(line: str) -> dict[str, Any]:
-    task = json.loads(line)
+    try:
+        task = json.loads(line)
+    except RecursionError:  # json's decoder recurses per bracket: a line of 3,000 `[` ends it
+        raise ValueError("the line nests too deeply to be a task") from None
     if not isinstance(task, dict):
         raise ValueError("each line must be a JSON object")
     missing = [k for k in ("task_id", "prefix", "suffix") if k not in task]
@@ -56,7 +59,7 @@ def task_id_of(line: str) -> Any:
     """The task_id of a line that parsed but failed a check, so its error row can be matched up."""
     try:
         task = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return task.get("task_id") if isinstance(task, dict) else None
 

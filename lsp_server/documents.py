@@ -143,6 +143,11 @@ class DocumentStore:
         if document is not None and document.out_of_sync is None:
             self._documents[uri] = replace(document, out_of_sync=reason)
 
+    def lose_all_sync(self, reason: str) -> None:
+        """`lose_sync` for every open document (a message that may have changed any was lost)."""
+        for uri in list(self._documents):
+            self.lose_sync(uri, reason)
+
     def close(self, uri: str) -> None:
         self._documents.pop(uri, None)
         self._checked.pop(uri, None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cattrs.errors import AttributeValidationNote, IterableValidationNote
 from lsprotocol import types
 from pygls.protocol import LanguageServerProtocol
 
@@ -41,6 +42,37 @@ def with_params(raw: dict[str, Any]) -> dict[str, Any]:
     return raw if "params" in raw or "method" not in raw else {**raw, "params": None}
 
 
+def params_problems(error: BaseException, path: str = "") -> list[str]:
+    """What cattrs found wrong in a message, one line per field: `params.position.character:
+    invalid literal for int() with base 10: 'x'` rather than its "While structuring
+    InlineCompletionRequest (1 sub-exception)". Paths use the Python attribute names."""
+    if isinstance(error, BaseExceptionGroup):
+        found = []
+        for sub in error.exceptions:
+            step = next((_step(note) for note in getattr(sub, "__notes__", ()) if _step(note)), "")
+            found += params_problems(sub, f"{path}{step}")
+        return found
+    where = path.lstrip(".") or "the message"
+    if isinstance(error, KeyError):
+        return [f"{where}: {error.args[0]!r} is missing" if error.args else f"{where}: a field is missing"]
+    return [f"{where}: {error}"]
+
+
+def _step(note: object) -> str:
+    if isinstance(note, IterableValidationNote):
+        return f"[{note.index!r}]"
+    if isinstance(note, AttributeValidationNote):
+        return f".{note.name}"
+    return ""
+
+
+def params_problem(error: BaseException) -> str:
+    """`params_problems` in one line (the first few)."""
+    problems = params_problems(error)
+    shown = "; ".join(problems[:3])
+    return shown + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+
+
 class UnmaskProtocol(LanguageServerProtocol):
     """pygls's protocol with the lifecycle kept and every handler's future forgotten when done."""
 
@@ -50,6 +82,8 @@ class UnmaskProtocol(LanguageServerProtocol):
         # Called with the uri of a `didChange` too malformed to apply: the server's copy has
         # missed an edit, so later ranged edits must not be applied to it.
         self.on_lost_change: Callable[[str, str], None] | None = None
+        # Called when a message was dropped unread (too large): any document may have missed an edit.
+        self.on_lost_all: Callable[[str], None] | None = None
 
     def refuse(self, raw: dict[str, Any]) -> tuple[int, str] | None:
         """What a request (`raw` has an id and a method) is answered instead of being served."""
@@ -71,6 +105,11 @@ class UnmaskProtocol(LanguageServerProtocol):
             and self.on_lost_change
         ):
             self.on_lost_change(uri, reason)
+
+    def lost_unread(self, reason: str) -> None:
+        """A message was dropped unread: it may have changed any document."""
+        if self.on_lost_all:
+            self.on_lost_all(reason)
 
     def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None) -> None:
         super()._execute_handler(msg_id, handler, callback, args, kwargs)

@@ -1,4 +1,5 @@
-"""Line endings at the model's boundary: the model reads and writes `\\n`, a document may use `\\r\\n`.
+"""Line endings at the model's boundary: the model reads and writes `\\n`, a document may use
+`\\r\\n` or (old Mac files) a bare `\\r`.
 
 Text going to the engine is normalised to `\\n` (the built-in model and the
 open checkpoints were trained on such code, and `\\r` tokens would only
@@ -14,13 +15,16 @@ from diffusion.engine import Candidate
 
 
 def line_ending(text: str) -> str:
-    """The document's ending: `\\r\\n` when most of its line breaks are."""
+    """The document's ending: the most common of `\\r\\n`, `\\n` and a bare `\\r` (ties: `\\r\\n`
+    before `\\n` before `\\r`; a file with no line break: `\\n`)."""
     crlf = text.count("\r\n")
-    return "\r\n" if crlf and crlf * 2 >= text.count("\n") else "\n"
+    counts = {"\r\n": crlf, "\n": text.count("\n") - crlf, "\r": text.count("\r") - crlf}
+    ending = max(counts, key=counts.__getitem__)  # the first of the most common, in that order
+    return ending if counts[ending] else "\n"
 
 
 def for_model(text: str) -> str:
-    return text.replace("\r\n", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def for_document(text: str, ending: str) -> str:

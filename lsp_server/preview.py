@@ -30,6 +30,7 @@ from rich.live import Live
 from rich.text import Text
 
 from lsp_server.preview_render import StepState, context_around, render_diff, render_step, render_summary
+from lsp_server.protocol import Settings
 
 if TYPE_CHECKING:
     from diffusion.engine import Candidate, Engine, InfillSnapshot
@@ -124,13 +125,29 @@ def replaced(text: str, start: int, end: int, new: str) -> str:
 # --- the edges: files and the model -----------------------------------------------------------
 
 
-def read_source(path: Path) -> bytes:
-    if path.is_dir():
-        raise PreviewError(f"{path} is a directory, not a file")
+# The server's own limit on a document (initializationOptions.maxDocumentBytes, by default).
+MAX_SOURCE_BYTES = Settings().max_document_bytes
+
+
+def read_source(path: Path, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
+    """The file's bytes: a regular file of at most `max_bytes` (no device, pipe or directory,
+    whose reading could block or never end)."""
     try:
-        return path.read_bytes()
+        info = path.stat()
     except FileNotFoundError:
         raise PreviewError(f"{path}: no such file") from None
+    except OSError as error:
+        raise PreviewError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise PreviewError(f"{path} is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise PreviewError(f"{path} is not a regular file (a device, a pipe or a socket)")
+    if info.st_size > max_bytes:
+        raise PreviewError(
+            f"{path} is {info.st_size / 1e6:.1f} MB; unmask previews files up to {max_bytes / 1e6:.1f} MB"
+        )
+    try:
+        return path.read_bytes()
     except OSError as error:
         raise PreviewError(f"{path}: cannot read it ({error.strerror or error})") from None
 

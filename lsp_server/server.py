@@ -150,6 +150,7 @@ def build_server(shared: Shared) -> Session:
     server = LanguageServer("unmask", __version__, protocol_cls=UnmaskProtocol)
     session = Session(server=server, shared=shared, connection=next(shared.connections))
     server.protocol.on_lost_change = session.documents.lose_sync
+    server.protocol.on_lost_all = session.documents.lose_all_sync
 
     @server.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:

@@ -23,18 +23,27 @@ from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.protocol import JsonRPCProtocol
 
 from lsp_server.engine_host import EngineHost
-from lsp_server.lifecycle import UnmaskProtocol, with_params
+from lsp_server.lifecycle import UnmaskProtocol, params_problem, with_params
 from lsp_server.server import Session, Shared, build_server
 
 log = logging.getLogger(__name__)
 CONTENT_LENGTH = re.compile(rb"^Content-Length: (\d+)\r\n$", re.IGNORECASE)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# An oversize message is never read whole: its head is, for an id to answer (JSON-RPC
+# envelopes put it before the params in practice).
+OVERSIZE_HEAD_BYTES = 4096
+ID_FIELD = re.compile(rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
 
 
 def send_error(protocol: JsonRPCProtocol, msg_id: Any, code: int, message: str) -> None:
     # A plain mapping, so that an unknown id is sent as `"id": null` as JSON-RPC requires
     # (pygls's typed message drops a None id).
     protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
+
+
+def is_id(value: Any) -> bool:
+    """A JSON-RPC id as LSP has it: a string or an integer (null only in an error answer)."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
@@ -49,7 +58,18 @@ def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
         return
     if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
         msg_id = raw.get("id") if isinstance(raw, dict) else None
-        send_error(protocol, msg_id, -32600, "unmask: invalid request, expected a JSON-RPC 2.0 object")
+        send_error(
+            protocol,
+            msg_id if is_id(msg_id) else None,
+            -32600,
+            "unmask: invalid request, expected a JSON-RPC 2.0 object",
+        )
+        return
+    if "id" in raw and not is_id(raw["id"]):
+        send_error(protocol, None, -32600, "unmask: invalid request, an id is a string or an integer")
+        return
+    if "method" in raw and not isinstance(raw["method"], str):
+        send_error(protocol, raw.get("id"), -32600, "unmask: invalid request, a method is a string")
         return
     raw = with_params(raw)
     is_request = "id" in raw and "method" in raw
@@ -59,7 +79,7 @@ def handle_body(protocol: JsonRPCProtocol, body: bytes) -> None:
     try:
         message = protocol.structure_message(raw)
     except Exception as error:
-        reason = error.__cause__ or error
+        reason = params_problem(error.__cause__ or error)
         if is_request:
             send_error(protocol, raw["id"], -32602, f"unmask: invalid params for {raw['method']}: {reason}")
         else:
@@ -85,6 +105,18 @@ def handle_safely(protocol: JsonRPCProtocol, body: bytes) -> None:
         )
 
 
+def refuse_oversize(protocol: JsonRPCProtocol, head: bytes, length: int) -> None:
+    """Answer a message too large to read. A request (its id is in `head`) gets the error;
+    a notification may have been a document change, so the connection's documents are marked
+    out of sync until the client sends their text again."""
+    found = ID_FIELD.search(head)
+    msg_id = json.loads(found.group(1)) if found else None
+    reason = f"a message of {length} bytes was over the {MAX_MESSAGE_BYTES} byte limit and dropped"
+    send_error(protocol, msg_id, -32600, f"unmask: {reason}")
+    if msg_id is None and isinstance(protocol, UnmaskProtocol):
+        protocol.lost_unread(reason)
+
+
 async def skip(reader, length: int) -> None:
     """Read past `length` bytes in bounded chunks: an oversize message is never held in memory."""
     while length > 0:
@@ -105,8 +137,9 @@ async def read_framed(reader, protocol: JsonRPCProtocol) -> None:
             length = int(match.group(1))
         elif header.strip() == b"" and length:
             if length > MAX_MESSAGE_BYTES:
-                send_error(protocol, None, -32600, f"unmask: message of {length} bytes is over the limit")
-                await skip(reader, length)
+                head = await reader.readexactly(min(length, OVERSIZE_HEAD_BYTES))
+                await skip(reader, length - len(head))
+                refuse_oversize(protocol, head, length)
             else:
                 handle_safely(protocol, await reader.readexactly(length))
             length = 0
@@ -118,6 +151,9 @@ async def serve_connection(session: Session, read) -> None:
     except SystemExit:  # `exit` from this client ends its connection, not the daemon
         pass
     except (asyncio.IncompleteReadError, ConnectionError) as error:
+        log.info("connection %d closed: %s", session.connection, error)
+    except ValueError as error:  # asyncio's reader: a header line longer than its limit
+        send_error(session.server.protocol, None, -32600, "unmask: a header line over the size limit")
         log.info("connection %d closed: %s", session.connection, error)
     finally:
         for task in list(session.tasks):  # the load's progress and the like: nobody left to tell
@@ -206,6 +242,8 @@ def answered_errors(record: logging.LogRecord) -> bool:
     document, bad params) out of the log: the client has it, and an editor's LSP log would
     fill with tracebacks of expected outcomes. Anything else is logged as it was."""
     error = record.exc_info[1] if record.exc_info else None
+    if record.name.startswith("pygls") and record.getMessage().startswith("Unable to deserialize"):
+        return False  # handle_body answers it (-32602) or logs one line naming the bad field
     return not (record.name.startswith("pygls") and isinstance(error, JsonRpcException))
 
 

@@ -82,6 +82,23 @@ def test_infill_jsonl_a_bad_max_tokens_fails_its_line_only():
     assert "error" not in rows[-1] and rows[-1]["steps"] <= 4
 
 
+def test_infill_jsonl_a_line_nested_too_deeply_fails_alone():
+    task = {"task_id": "after", "prefix": "x = ", "suffix": "\n", "max_tokens": 4}
+    run = unmask("infill", "--jsonl", stdin="[" * 3000 + "\n" + json.dumps(task) + "\n")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert "nests too deeply" in rows[0]["error"] and rows[1]["task_id"] == "after" and "error" not in rows[1]
+
+
+def test_preview_reads_regular_files_of_a_servable_size_only(tmp_path):
+    large = tmp_path / "large.py"
+    large.write_text("x = 1\n" * 400_000)  # 2.4 MB, over the server's 2 MB default
+    run = unmask("preview", f"{large}:1")
+    assert run.returncode == 2 and "unmask previews files up to 2.0 MB" in run.stderr, run.stderr
+    run = unmask("preview", "/dev/zero:1")  # read whole, it would never end
+    assert run.returncode == 2 and "not a regular file" in run.stderr, run.stderr
+
+
 def test_infill_jsonl_text_that_is_not_unicode_fails_its_line_only():
     lines = (
         b'{"task_id": 1, "prefix": "x = \\ud800", "suffix": ""}\n'  # a lone surrogate, escaped

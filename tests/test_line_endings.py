@@ -13,12 +13,16 @@ def test_the_ending_is_the_one_most_lines_use():
     assert line_ending("a\r\nb\r\nc\n") == "\r\n"
     assert line_ending("a\nb\nc\r\n") == "\n"
     assert line_ending("no break") == "\n"
+    assert line_ending("a\rb\rc") == "\r"  # an old Mac file: its edits must not bring `\n`
+    assert line_ending("a\r\nb\nc") == "\r\n"  # a tie goes to `\r\n`
 
 
 def test_text_converts_both_ways_without_doubling():
     assert for_model("a\r\nb\nc") == "a\nb\nc"
     assert for_document("a\nb\r\nc", "\r\n") == "a\r\nb\r\nc"
     assert for_document("a\nb", "\n") == "a\nb"
+    assert for_model("a\rb\r\nc") == "a\nb\nc"
+    assert for_document("a\nb", "\r") == "a\rb"
 
 
 def test_candidates_keep_their_segments_and_change_only_the_text():

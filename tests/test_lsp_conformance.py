@@ -159,6 +159,45 @@ async def test_a_malformed_change_leaves_the_document_out_of_sync():
         assert "result" in await raw.request(3, "textDocument/inlineCompletion", params)
 
 
+async def test_an_envelope_with_a_bad_id_or_method_is_an_invalid_request():
+    async with stdio_process() as process:
+        raw = Raw.over(process)
+        await raw.start(SOURCE)
+        raw.send({"id": {"an": "object"}, "method": "unmask/status", "params": {}})
+        answer = await raw.until(lambda m: "error" in m)
+        assert answer["id"] is None and answer["error"]["code"] == -32600
+        assert await raw.request(3, 5) == {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "error": {"code": -32600, "message": "unmask: invalid request, a method is a string"},
+        }
+        # nothing else came for the bad id: the next answer is the next request's
+        assert "result" in await raw.request(4, "unmask/status", {})
+        assert [m for m in raw.seen if "error" in m and m.get("id") is None] == [answer]
+
+
+async def test_a_message_over_the_size_limit_is_answered_and_loses_no_edit_silently():
+    """An oversize message is skipped unread: a request gets its error under its own id, and a
+    notification (it may have been a change) leaves the documents out of sync."""
+    from lsp_server.transports import MAX_MESSAGE_BYTES
+
+    filler = "x" * (MAX_MESSAGE_BYTES + 1)
+    async with stdio_process() as process:
+        raw = Raw.over(process)
+        await raw.start(SOURCE)
+        answer = await raw.request(7, "unmask/status", {"padding": filler})
+        assert answer["error"]["code"] == -32600 and "over the" in answer["error"]["message"]
+        change = {"textDocument": {"uri": URI, "version": 2}, "contentChanges": [{"text": filler}]}
+        raw.send({"method": "textDocument/didChange", "params": change})
+        params = {
+            "textDocument": {"uri": URI},
+            "position": {"line": RETURN_LINE, "character": 11},
+            "context": {"triggerKind": 1},
+        }
+        answer = await raw.request(8, "textDocument/inlineCompletion", params)
+        assert answer["error"]["code"] == -32803 and "out of sync" in answer["error"]["message"]
+
+
 async def test_cancelling_a_command_stops_its_denoising_and_its_edit():
     async with connect("stdio") as client:
         await client.initialize()

@@ -32,6 +32,34 @@ def test_lifecycle(method, initialized, shut_down, code):
         assert method in problem[1] or "once" in problem[1]
 
 
+def test_malformed_params_are_named_field_by_field():
+    from pygls.lsp.server import LanguageServer
+
+    from lsp_server.lifecycle import UnmaskProtocol, params_problem
+
+    protocol = LanguageServer("test", "0", protocol_cls=UnmaskProtocol).protocol
+
+    def problem(params) -> str:
+        raw = {"jsonrpc": "2.0", "id": 1, "method": "textDocument/inlineCompletion", "params": params}
+        with pytest.raises(Exception) as caught:
+            protocol.structure_message(raw)
+        return params_problem(caught.value.__cause__ or caught.value)
+
+    position = {"line": 1, "character": 1}
+    said = problem(
+        {
+            "textDocument": {"uri": "u"},
+            "position": {"line": 0, "character": "x"},
+            "context": {"triggerKind": 99},
+        }
+    )
+    assert "params.position.character: invalid literal" in said
+    assert "params.context.trigger_kind: 99 is not a valid InlineCompletionTriggerKind" in said
+    assert problem({"position": position, "context": {"triggerKind": 1}}) == (
+        "params.text_document: 'textDocument' is missing"
+    )
+
+
 def test_omitted_params_are_null_and_present_ones_kept():
     assert with_params({"id": 1, "method": "unmask/status"})["params"] is None
     assert with_params({"id": 1, "method": "m", "params": {"a": 1}})["params"] == {"a": 1}
