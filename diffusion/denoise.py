@@ -62,13 +62,12 @@ class DenoiseState:
 
 
 class LengthPolicy(Protocol):
-    """Grows or shrinks a single-row canvas's span after each commit (DreamOn's expand and delete)."""
+    """Grows or shrinks a single-row canvas's span after each commit (DreamOn's expand and delete).
+
+    A policy may also have `banned(state) -> tuple[int, ...]`: ids the next step may not
+    predict in that state (expand, once the span is full)."""
 
     def __call__(self, state: DenoiseState) -> DenoiseState: ...
-
-    def banned(self, state: DenoiseState) -> tuple[int, ...]:
-        """Ids the next step may not predict in this state (expand once the span is full)."""
-        ...
 
 
 def denoise(
@@ -107,6 +106,7 @@ def denoise(
     )
     yield state
     banned = torch.tensor(list(banned_ids), dtype=torch.long, device=masked.device)
+    banned_by_length = getattr(resize, "banned", None)
     span = canvas.masked
     span_first = span & (span.long().cumsum(1) == 1)  # the same at every step
     while not state.done:
@@ -116,7 +116,7 @@ def denoise(
             logits = predict(state.ids, window, canvas.attention)  # (B, W, V)
             if banned.numel():
                 logits.index_fill_(-1, banned, float("-inf"))
-            if resize is not None and (full := resize.banned(state)):
+            if banned_by_length is not None and (full := banned_by_length(state)):
                 logits[..., list(full)] = float("-inf")
             if null_id is not None:
                 restrict_null(logits, state, span, span_first, window, null_id)

@@ -27,7 +27,9 @@ from lsp_server.lifecycle import UnmaskProtocol, params_problem, with_params
 from lsp_server.server import Session, Shared, build_server
 
 log = logging.getLogger(__name__)
-CONTENT_LENGTH = re.compile(rb"^Content-Length: (\d+)\r\n$", re.IGNORECASE)
+# LSP's header is `Content-Length: N\r\n`; stray blanks and a bare `\n` are forgiven, rather
+# than the message lost along with the ones after it.
+CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d+)[ \t]*\r?\n$", re.IGNORECASE)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # An oversize message is never read whole: its head is, for an id to answer (JSON-RPC
 # envelopes put it before the params in practice).

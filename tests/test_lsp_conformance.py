@@ -176,6 +176,18 @@ async def test_an_envelope_with_a_bad_id_or_method_is_an_invalid_request():
         assert [m for m in raw.seen if "error" in m and m.get("id") is None] == [answer]
 
 
+async def test_a_header_with_stray_blanks_or_bare_newlines_is_still_read():
+    async with stdio_process() as process:
+        raw = Raw.over(process)
+        await raw.start(SOURCE)
+        for number, (head, end) in enumerate(
+            [(b"Content-Length:  %d \r\n", b"\r\n"), (b"Content-Length: %d\n", b"\n")]
+        ):
+            body = json.dumps({"jsonrpc": "2.0", "id": 10 + number, "method": "unmask/status"}).encode()
+            raw.writer.write(head % len(body) + end + body)
+            assert "result" in await raw.reply(10 + number)
+
+
 async def test_a_message_over_the_size_limit_is_answered_and_loses_no_edit_silently():
     """An oversize message is skipped unread: a request gets its error under its own id, and a
     notification (it may have been a change) leaves the documents out of sync."""
