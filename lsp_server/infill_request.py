@@ -43,8 +43,10 @@ def clip_to_line(candidate: Candidate) -> Candidate:
 def batch_limit(engine, asked: int | None) -> int:
     """How many infill requests may share forward passes: `asked` (serve --batch), else 8 on a
     GPU and 1 on a CPU. A CPU step costs in proportion to its rows times their length: a batch
-    there serves no request sooner and makes each wait for the longest (on 2 cores, a short and
-    a long request batched both took 5.0 s; one after the other, 0.6 s and 2.4 s)."""
+    there serves no request sooner and makes each wait for the longest. On this project's 2-core
+    CPU (`python tests/tools/batch_vs_serial.py --repeats 3`), a short and a long request
+    batched were both done after 3.0-3.3 s; one after the other, the short one after 0.4-0.5 s
+    and the long one at 1.9-2.3 s."""
     if asked is not None:
         return asked
     return 8 if engine.device.type == "cuda" else 1
