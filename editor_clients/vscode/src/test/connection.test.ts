@@ -13,24 +13,12 @@ import { afterEach, test } from 'node:test';
 import { NOT_RUNNING, PENDING_CONTEXT } from '../blockEdit';
 import { activate, deactivate } from '../extension';
 import type { ExtensionContext } from '../vscodeapi';
+import { REWRITE_OF_BODY } from './fakes';
 import { FakeServer } from './fakeServer';
 import { changeSetting, stub } from './stub/vscode';
 
 const URI = 'file:///work/connection.py';
 const SOURCE = ['def f(x):', '    y = x + 1', '    return ', '', 'print(f(2))'].join('\n');
-const REWRITE = {
-    mode: 'rewrite',
-    range: { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } },
-    version: 1,
-    edits: [
-        {
-            range: { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } },
-            newText: '    return x + 1\n',
-            version: 1,
-            score: -0.5,
-        },
-    ],
-};
 
 let context = { subscriptions: [] as { dispose(): unknown }[] };
 const servers: FakeServer[] = [];
@@ -138,7 +126,7 @@ test('a server that dies at every start: the start fails, said so, and no connec
 
 test('the daemon goes away with a diff pending: the diff is dropped, the status says so, commands say why', async () => {
     const server = await fakeServer();
-    server.blockEdit = () => REWRITE;
+    server.blockEdit = () => REWRITE_OF_BODY;
     stub.reset();
     stub.settings.set('unmask.server.port', server.port);
     const editor = stub.open(URI, SOURCE);

@@ -57,3 +57,18 @@ export function rpcError(code: number, message: string): Error & { code: number 
 export function asEditor(editor: StubEditor): TextEditor {
     return editor as unknown as TextEditor;
 }
+
+/** A rewrite of lines 1-2 of the tests' `def f(x)` source, as the server answers it at version 1. */
+export const REWRITE_OF_BODY = {
+    mode: 'rewrite',
+    range: { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } },
+    version: 1,
+    edits: [
+        {
+            range: { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } },
+            newText: '    return x + 1\n',
+            version: 1,
+            score: -0.5,
+        },
+    ],
+};

@@ -11,6 +11,7 @@ import { PENDING_CONTEXT } from '../blockEdit';
 import { activate, deactivate } from '../extension';
 import type { PreviewParams } from '../protocol';
 import type { ExtensionContext } from '../vscodeapi';
+import { REWRITE_OF_BODY } from './fakes';
 import { FakeServer } from './fakeServer';
 import { StatusBarItemStub, stub, StubDocument, StubEditor } from './stub/vscode';
 
@@ -119,19 +120,7 @@ test('a crash vscode-languageclient restarts by itself: the same fresh start', a
 });
 
 test('a block-edit diff: drawn again when its document is shown again, accept/reject keys only there', async () => {
-    server.blockEdit = () => ({
-        mode: 'rewrite',
-        range: { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } },
-        version: 1,
-        edits: [
-            {
-                range: { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } },
-                newText: '    return x + 1\n',
-                version: 1,
-                score: -0.5,
-            },
-        ],
-    });
+    server.blockEdit = () => REWRITE_OF_BODY;
     await stub.commands.get('unmask.rewriteBlock')!();
     assert.equal(stub.contexts.get(PENDING_CONTEXT), true);
     assert.ok(drawn(editor) > 0);
