@@ -73,11 +73,37 @@ def params_problem(error: BaseException) -> str:
     return shown + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
 
 
+def strict_int(value: Any, kind: type) -> int:
+    """An LSP integer as sent: cattrs would take "5" as 5, true as 1 and 5.7 as 5. `kind` is
+    `int`, `bool` or an integer enum (the hook is found for subclasses too); an enum checks
+    its values."""
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 5.0: how some JSON encoders write an integral number
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value if kind is int else kind(value)
+
+
+def strict_str(value: Any, kind: type) -> str:
+    """An LSP string as sent: cattrs would take 5 as "5" (a didChange inserting the text 5).
+    `kind` is `str` or a string enum, which checks its values."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value if kind is str else kind(value)
+
+
 class UnmaskProtocol(LanguageServerProtocol):
-    """pygls's protocol with the lifecycle kept and every handler's future forgotten when done."""
+    """pygls's protocol with the lifecycle kept, every handler's future forgotten when done, and
+    integers and strings read as sent (no coercion)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._converter.register_structure_hook(int, strict_int)  # this protocol's own converter
+        self._converter.register_structure_hook(str, strict_str)
         self.initialize_received = False
         # Called with the uri of a `didChange` too malformed to apply: the server's copy has
         # missed an edit, so later ranged edits must not be applied to it.

@@ -53,11 +53,39 @@ def test_malformed_params_are_named_field_by_field():
             "context": {"triggerKind": 99},
         }
     )
-    assert "params.position.character: invalid literal" in said
+    assert "params.position.character: expected an integer, got 'x'" in said
     assert "params.context.trigger_kind: 99 is not a valid InlineCompletionTriggerKind" in said
     assert problem({"position": position, "context": {"triggerKind": 1}}) == (
         "params.text_document: 'textDocument' is missing"
     )
+
+
+def test_integers_and_strings_are_read_as_sent():
+    from pygls.lsp.server import LanguageServer
+
+    from lsp_server.lifecycle import UnmaskProtocol, params_problem
+
+    converter = LanguageServer("test", "0", protocol_cls=UnmaskProtocol).protocol._converter
+    assert converter.structure({"line": 5, "character": 2.0}, types.Position) == types.Position(5, 2)
+    for bad in ({"line": "5", "character": 0}, {"line": True, "character": 0}, {"line": 5.7, "character": 0}):
+        with pytest.raises(Exception) as caught:
+            converter.structure(bad, types.Position)
+        assert params_problem(caught.value).startswith("line: expected an integer, got ")
+    with pytest.raises(Exception) as caught:
+        converter.structure({"text": 5}, types.TextDocumentContentChangeWholeDocument)
+    assert params_problem(caught.value) == "text: expected a string, got 5"
+    flags = {"applyEdit": True, "workspaceEdit": {"documentChanges": False}}  # booleans are ints' kin
+    assert converter.structure(flags, types.WorkspaceClientCapabilities).apply_edit is True
+    with pytest.raises(Exception) as caught:
+        converter.structure({"applyEdit": 1}, types.WorkspaceClientCapabilities)
+    assert params_problem(caught.value) == "apply_edit: expected true or false, got 1"
+    kind = {"triggerKind": 99}  # an integer enum is still checked as one
+    with pytest.raises(Exception) as caught:
+        converter.structure(kind, types.InlineCompletionContext)
+    assert "99 is not a valid InlineCompletionTriggerKind" in params_problem(caught.value)
+    token = {"token": "abc", "value": {"kind": "end"}}  # an int-or-string union keeps both
+    assert converter.structure(token, types.ProgressParams).token == "abc"
+    assert converter.structure({**token, "token": 7}, types.ProgressParams).token == 7
 
 
 def test_omitted_params_are_null_and_present_ones_kept():
