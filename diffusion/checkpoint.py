@@ -128,6 +128,11 @@ def weight_files(folder: Path) -> list[Path]:
     return files
 
 
+# Buffers the model computes from its config; older transformers exports of Qwen2 and Llama
+# saved them (transformers skipped them on load with `_keys_to_ignore_on_load_unexpected`).
+COMPUTED_BUFFERS = ("rotary_emb.inv_freq",)
+
+
 def read_state_dict(
     folder: Path,
     rename=lambda name: name,
@@ -142,6 +147,8 @@ def read_state_dict(
         try:
             with safe_open(str(path), framework="pt") as handle:
                 for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                    if name.endswith(COMPUTED_BUFFERS):
+                        continue
                     tensor = handle.get_tensor(name)
                     if dtype is not None and tensor.is_floating_point():
                         tensor = tensor.to(dtype)

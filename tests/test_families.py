@@ -100,6 +100,21 @@ def test_llada_family_matches_llama_after_renaming(tmp_path, monkeypatch):
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
 
 
+def test_rotary_buffers_saved_by_older_exports_are_not_weights(tmp_path):
+    folder = write_dream(tmp_path / "dream")
+    reference = load_checkpoint(folder)
+    state = load_file(str(folder / "model.safetensors"))
+    state["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.ones(4)  # computed, never read
+    save_file(state, str(folder / "model.safetensors"))
+    loaded = load_checkpoint(folder)
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.equal(loaded.model(ids), reference.model(ids))
+    state["model.layers.0.self_attn.unknown.weight"] = torch.ones(4)  # anything else still refused
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"does not use: model\.layers\.0\.self_attn\.unknown\.weight"):
+        load_checkpoint(folder)
+
+
 def test_wrong_folders_each_get_a_clear_error(tmp_path):
     folder = write_dream(tmp_path / "dream")
     (tmp_path / "empty").mkdir()
