@@ -167,6 +167,9 @@ class DiffusionTransformer(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.apply(self._init_weights)
+        # cos and sin tables per (device, dtype), grown to a power of two: built once rather than
+        # at every forward (a dozen small kernels each time), and never inside a CUDA graph capture.
+        self._rotary: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
     def _init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -207,11 +210,23 @@ class DiffusionTransformer(nn.Module):
             f"{self.config.max_position_embeddings}"
         )
         x = self.model.embed_tokens(input_ids)
-        cos, sin = rotary_tables(self.config.head_size, start + length, self.config.rope_theta, x.device)
-        cos, sin = cos[start:].to(x.dtype), sin[start:].to(x.dtype)
+        cos, sin = self.rotary(start + length, x.device, x.dtype)
+        cos, sin = cos[start : start + length], sin[start : start + length]
         for index, layer in enumerate(self.model.layers):
             x = layer(x, cos, sin, attn_mask, caches[index] if caches is not None else None)
         return self.model.norm(x)
+
+    def rotary(
+        self, length: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin tables (at least `length` rows) in `dtype` on `device`, computed in float32."""
+        key = (device, dtype)
+        tables = self._rotary.get(key)
+        if tables is None or tables[0].shape[0] < length:
+            rows = min(self.config.max_position_embeddings, 1 << max(0, length - 1).bit_length())
+            cos, sin = rotary_tables(self.config.head_size, max(rows, length), self.config.rope_theta, device)
+            tables = self._rotary[key] = (cos.to(dtype), sin.to(dtype))
+        return tables
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits for every position (B, T, V), already aligned: row i predicts token i."""

@@ -58,6 +58,9 @@ class CachedContext:
         self.calls = 0
         self.full_passes = 0
         self.cycle = -1
+        # When the caches are a full-pass graph's outputs: that graph and its replay count then.
+        # Another decode replaying the same graph overwrites them, and this one must refresh.
+        self.lease: tuple[_FullGraph, int] | None = None
 
     @torch.inference_mode()
     def __call__(self, ids, window, attention):
@@ -66,12 +69,16 @@ class CachedContext:
             if hit is not None:  # the same canvas as a recent request's start: its pass is exact
                 self.calls += 1
                 self.caches, self.key_mask, self.region = hit.caches, hit.key_mask, hit.region
+                self.lease = None
                 self.shape, self.window = tuple(ids.shape), window
                 self.cycle = next(_REFRESHES)
                 return hit.logits.clone()  # the caller may write into it; the stored pass stays
         # A length policy that resizes the span changes the window, or the canvas's shape.
         refresh = (
-            self.calls % self.refresh_every == 0 or tuple(ids.shape) != self.shape or window != self.window
+            self.calls % self.refresh_every == 0
+            or tuple(ids.shape) != self.shape
+            or window != self.window
+            or (self.lease is not None and self.lease[0].replays != self.lease[1])
         )
         self.calls += 1
         if refresh:
@@ -91,26 +98,25 @@ class CachedContext:
         # The block: the window, one more column on the left when logits are shifted, and the margins.
         start = window[0] - (1 if self.model.config.shift_logits else 0) - self.margin
         self.region = (max(0, start), min(ids.shape[1], window[1] + self.margin))
-        self.caches = [LayerCache() for _ in self.model.model.layers]
         # The canvas's padding does not change between refreshes: build its mask once.
         self.key_mask = key_mask(attention)
-        hidden = self.model.masked_hidden_states(ids, self.key_mask, self.caches)
-        for cache in self.caches:
-            cache.start = self.region[0]
+        self.lease = None
+        if self.graphs is not None:
+            hidden, recorded, self.lease = self.graphs.full(ids, self.key_mask, self.cycle)
+        else:
+            recorded = [LayerCache() for _ in self.model.model.layers]
+            hidden = self.model.masked_hidden_states(ids, self.key_mask, recorded)
+        self.caches = [LayerCache(c.k, c.v, self.region[0]) for c in recorded]
         logits = self.model.window_logits(hidden, window)
         # Only a decode's very first pass sees the canvas fully masked; a later refresh (also
         # the first full pass of a decode that reused a stored one) would evict a real entry.
         if self.first_passes is not None and self.calls == 1:
+            kept = self.caches
+            if self.graphs is not None:  # a graph's outputs are overwritten by its next replay
+                kept = [LayerCache(c.k.clone(), c.v.clone(), c.start) for c in kept]
             self.first_passes.remember(
                 FirstPass(
-                    ids,
-                    window,
-                    attention,
-                    self.margin,
-                    self.caches,
-                    self.key_mask,
-                    self.region,
-                    logits.clone(),
+                    ids, window, attention, self.margin, kept, self.key_mask, self.region, logits.clone()
                 )
             )
         return logits
@@ -192,19 +198,24 @@ class _Graph:
 
 
 class BlockGraphs:
-    """CUDA graphs of the cached block-only forward, one per shape, replayed at every step.
+    """CUDA graphs of the model's forward passes, one per shape, replayed instead of launched.
 
-    On the H100 we measured, eager PyTorch spent about 18 ms of host time per
-    step launching a 0.5B model's few hundred kernels, far more than the GPU
-    arithmetic; one replay launches them all. Each shape (batch, block,
-    canvas, block start) is captured once and kept (the newest `capacity`);
-    inputs are copied into the graph's static buffers before each replay.
+    Two kinds: the cached block-only step, and the full pass that refreshes the
+    cache (its hidden states and every layer's keys and values are the graph's
+    outputs). On the H100 a previous session measured, eager PyTorch spent about
+    18 ms of host time per 0.5B step launching its few hundred kernels, far more
+    than the GPU arithmetic; one replay launches them all. Each shape (batch,
+    block, canvas, block start) is captured once and kept (the newest
+    `capacity`); inputs are copied into the graph's static buffers before each
+    replay.
 
-    A capture costs about three eager steps, and a shape lasts only until the
+    A capture costs about three eager passes, and a shape lasts only until the
     next refresh, so a shape is captured only when it comes back in a later
     refresh cycle (the same request repeated, or a refresh that left the block
-    as it was); until then its steps run eager. Capturing every new shape made
-    a HumanEval run, where every task has its own shape, slower than eager.
+    as it was); until then it runs eager. Capturing every new shape made a
+    HumanEval run, where every task has its own shape, slower than eager. With
+    `EngineSettings.fixed_shapes` every request of the same span lengths shares
+    its shapes, so the graphs serve the next request too.
     """
 
     def __init__(self, model: DiffusionTransformer, capacity: int = 8, capture_after: int = 2) -> None:
@@ -212,6 +223,7 @@ class BlockGraphs:
         self.capacity = capacity
         self.capture_after = capture_after
         self.graphs: OrderedDict[tuple, _Graph] = OrderedDict()
+        self.full_graphs: OrderedDict[tuple, _FullGraph] = OrderedDict()
         # shape -> (refresh cycles it was seen in, the last of them)
         self.seen: OrderedDict[tuple, tuple[int, int]] = OrderedDict()
 
@@ -247,17 +259,71 @@ class BlockGraphs:
         entry.graph.replay()
         return entry.output
 
+    def full(
+        self, ids, mask, cycle: int
+    ) -> tuple[torch.Tensor, list[LayerCache], tuple[_FullGraph, int] | None]:
+        """Hidden states (B, T, C) of a full pass over `ids`, every layer's recorded keys and
+        values, and, when a graph computed them, the lease that says whether they still hold:
+        (graph, its replay count), valid until the graph's next replay."""
+        key = ("full", tuple(ids.shape), None if mask is None else tuple(mask.shape))
+        entry = self.full_graphs.get(key)
+        if entry is None:
+            if self.sighting(key, cycle) < self.capture_after:
+                recorded = [LayerCache() for _ in self.model.model.layers]
+                return self.model.masked_hidden_states(ids, mask, recorded), recorded, None
+            entry = self._capture_full(ids, mask)
+            self.full_graphs[key] = entry
+            while len(self.full_graphs) > self.capacity:
+                self.full_graphs.popitem(last=False)
+        self.full_graphs.move_to_end(key)
+        entry.ids.copy_(ids)
+        if mask is not None and entry.mask is not None:
+            entry.mask.copy_(mask)
+        entry.graph.replay()
+        entry.replays += 1
+        return entry.output, entry.caches, (entry, entry.replays)
+
     def _capture(self, block_ids, mask, caches: list[LayerCache], start: int) -> _Graph:
         ids = block_ids.clone()
         static_mask = None if mask is None else mask.clone()
         static = [LayerCache(c.k.clone(), c.v.clone(), start) for c in caches]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up off the capture: allocator and library handles
-            for _ in range(2):
-                self.model.masked_hidden_states(ids, static_mask, static, start)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            output = self.model.masked_hidden_states(ids, static_mask, static, start)
+        graph, output = capture(lambda: self.model.masked_hidden_states(ids, static_mask, static, start))
         return _Graph(graph, ids, static_mask, static, output, source=caches)
+
+    def _capture_full(self, ids, mask) -> _FullGraph:
+        static_ids = ids.clone()
+        static_mask = None if mask is None else mask.clone()
+        recorded = [LayerCache() for _ in self.model.model.layers]
+
+        def forward():
+            for cache in recorded:  # each run records afresh: the capture's own keys and values stay
+                cache.k = cache.v = cache.start = None
+            return self.model.masked_hidden_states(static_ids, static_mask, recorded)
+
+        graph, output = capture(forward)
+        return _FullGraph(graph, static_ids, static_mask, recorded, output)
+
+
+@dataclass
+class _FullGraph:
+    graph: torch.cuda.CUDAGraph
+    ids: torch.Tensor
+    mask: torch.Tensor | None
+    caches: list[LayerCache]  # the keys and values the graph writes at every replay
+    output: torch.Tensor
+    replays: int = 0
+
+
+def capture(forward) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """A CUDA graph of `forward()` and its static output, after two warm-up runs on a side
+    stream (the allocator and the libraries' handles are set up outside the capture)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            forward()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = forward()
+    return graph, output
