@@ -254,7 +254,7 @@ def load_checkpoint(
     model.load_state_dict(state, strict=False, assign=True)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
-    model.eval().requires_grad_(False)
+    model.eval().requires_grad_(False).fuse()
     return Checkpoint(config=config, model=model, codec=codec, path=folder, family=family.name)
 
 
@@ -268,7 +268,9 @@ def save_checkpoint(
     """Write config.json, model.safetensors and tokenizer.json into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {
-        name: tensor.detach().to("cpu", dtype).contiguous()
+        # A copy of each: a fused model's projections are views into one matrix, and
+        # safetensors refuses tensors that share memory.
+        name: tensor.detach().to("cpu", dtype).clone()
         for name, tensor in model.state_dict().items()
         if not (config.tie_word_embeddings and name == "lm_head.weight")
     }

@@ -26,11 +26,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32 as the reference does: bf16 variance loses digits.
-        dtype = x.dtype
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+        # torch's own kernel (one launch on CUDA where the written-out form took eight); it
+        # accumulates in float32 as the reference does, since bf16 variance loses digits.
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
 def rotary_tables(
@@ -46,7 +44,7 @@ def rotary_tables(
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (B, H, T, D); cos/sin: (T, D)."""
+    """x: (..., T, D); cos/sin: (T, D), broadcast over the leading dimensions."""
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
     return (x * cos + rotated * sin).to(x.dtype)
@@ -70,6 +68,32 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_size, bias=bias)
         self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_size, bias=bias)
         self.o_proj = nn.Linear(self.heads * self.head_size, config.hidden_size, bias=False)
+        # q, k and v weights (and biases) as one matrix, once `fuse` has run: one matrix product
+        # instead of three. The three projections' parameters are then views into it.
+        self.qkv: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def fuse(self) -> None:
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        weight = torch.cat([p.weight for p in projections])
+        bias = torch.cat([p.bias for p in projections]) if self.q_proj.bias is not None else None
+        rows = 0
+        for p in projections:
+            size = p.weight.shape[0]
+            p.weight = nn.Parameter(weight[rows : rows + size], requires_grad=False)
+            if bias is not None:
+                p.bias = nn.Parameter(bias[rows : rows + size], requires_grad=False)
+            rows += size
+        self.qkv = (weight, bias)
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, C) -> q and k together (B, L, H + KV, D), v (B, L, KV, D)."""
+        batch, length, _ = x.shape
+        if self.qkv is not None:
+            qkv = F.linear(x, *self.qkv)
+        else:
+            qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], dim=-1)
+        qkv = qkv.view(batch, length, self.heads + 2 * self.kv_heads, self.head_size)
+        return qkv[:, :, : self.heads + self.kv_heads], qkv[:, :, self.heads + self.kv_heads :]
 
     def forward(
         self,
@@ -80,10 +104,11 @@ class Attention(nn.Module):
         cache: LayerCache | None = None,
     ) -> torch.Tensor:
         batch, length, _ = x.shape  # (B, L, C): the whole canvas, or only the block when reusing a cache
-        q = self.q_proj(x).view(batch, length, self.heads, self.head_size).transpose(1, 2)
-        k = self.k_proj(x).view(batch, length, self.kv_heads, self.head_size).transpose(1, 2)
-        v = self.v_proj(x).view(batch, length, self.kv_heads, self.head_size).transpose(1, 2)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        qk, v = self.project(x)
+        # q and k rotated together: one set of kernels for both. (L, 1, D) tables broadcast over heads.
+        qk = apply_rotary(qk, cos[:, None], sin[:, None]).transpose(1, 2)  # (B, H + KV, L, D)
+        q, k = qk[:, : self.heads], qk[:, self.heads :]
+        v = v.transpose(1, 2)
         if cache is not None:
             k, v = cache.merge(k, v)
         y = F.scaled_dot_product_attention(
@@ -101,9 +126,12 @@ class LayerCache:
     """One layer's keys and values over the whole canvas, for approximate context caching.
 
     With `start` None it records the keys and values of a full forward pass;
-    with `start` set it splices the freshly computed block keys and values
-    (positions `start:start + L`) into the recorded ones, so the block attends
-    to a context computed at the last refresh (Fast-dLLM's dual cache).
+    with `start` set it writes the freshly computed block keys and values
+    (positions `start:start + L`) over the recorded ones, in place, so the block
+    attends to a context computed at the last refresh (Fast-dLLM's dual cache).
+    Writing in place is exact: every cached step recomputes the same block, so
+    those positions are always overwritten before they are read, and the
+    context's are never written.
     """
 
     def __init__(
@@ -113,13 +141,15 @@ class LayerCache:
 
     def merge(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.start is None:
-            self.k, self.v = k, v
+            # Copies of their own: k and v are views into the step's q|k and q|k|v outputs,
+            # which holding would keep alive whole (q alone is several times larger).
+            self.k, self.v = k.contiguous(), v.contiguous()
             return k, v
         assert self.k is not None and self.v is not None, "reuse before capture"
         end = self.start + k.shape[2]
-        k = torch.cat([self.k[:, :, : self.start], k, self.k[:, :, end:]], dim=2)
-        v = torch.cat([self.v[:, :, : self.start], v, self.v[:, :, end:]], dim=2)
-        return k, v
+        self.k[:, :, self.start : end] = k
+        self.v[:, :, self.start : end] = v
+        return self.k, self.v
 
 
 class SwiGLU(nn.Module):
@@ -128,9 +158,21 @@ class SwiGLU(nn.Module):
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.gate_up: torch.Tensor | None = None  # both weights as one matrix, once `fuse` has run
+
+    def fuse(self) -> None:
+        weight = torch.cat([self.gate_proj.weight, self.up_proj.weight])
+        size = self.gate_proj.weight.shape[0]
+        self.gate_proj.weight = nn.Parameter(weight[:size], requires_grad=False)
+        self.up_proj.weight = nn.Parameter(weight[size:], requires_grad=False)
+        self.gate_up = weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.gate_up is not None:
+            gate, up = F.linear(x, self.gate_up).chunk(2, dim=-1)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -274,6 +316,18 @@ class DiffusionTransformer(nn.Module):
             + (" (logits are shifted: column start - 1 predicts start)" if self.config.shift_logits else "")
         )
         return self.lm_head(hidden[:, first : first + stop - start])
+
+    @torch.no_grad()
+    def fuse(self) -> DiffusionTransformer:
+        """Merge each layer's q, k, v and its gate and up weights into single matrices, for
+        inference: fewer, larger matrix products per layer. The original parameters become
+        views into the merged ones (no second copy, the state dict unchanged), so fuse only once
+        the model is on its final device and dtype (a later `.to` would part them), and never
+        a model being trained (gradients would not reach the views)."""
+        for layer in self.model.layers:
+            layer.self_attn.fuse()
+            layer.mlp.fuse()
+        return self
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -64,7 +64,7 @@ def shaped_checkpoint(shape: str, device: torch.device, dtype: torch.dtype, seed
         return load_checkpoint(BUILTIN_MODEL_DIR, device, dtype)
     builtin = load_checkpoint(BUILTIN_MODEL_DIR, "cpu")
     config = shape_config(builtin.config, shape)
-    model = random_model(lambda: DiffusionTransformer(config), config, device, dtype, seed)
+    model = random_model(lambda: DiffusionTransformer(config), config, device, dtype, seed).fuse()
     return Checkpoint(config, model, builtin.codec, BUILTIN_MODEL_DIR, f"random {shape}")
 
 

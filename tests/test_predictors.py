@@ -112,7 +112,7 @@ def test_graphs_capture_a_shape_only_when_a_later_refresh_cycle_brings_it_back(e
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
-def test_cuda_graph_block_steps_commit_the_same_tokens_as_eager_ones():
+def test_cuda_graph_steps_commit_the_same_tokens_as_eager_ones():
     from diffusion.checkpoint import BUILTIN_MODEL_DIR, load_checkpoint
     from diffusion.engine import Engine, settings_for
 
@@ -123,14 +123,17 @@ def test_cuda_graph_block_steps_commit_the_same_tokens_as_eager_ones():
     def final_ids(engine):
         return [*engine.infill(PREFIX, SUFFIX, [32], exact_length=True)][-1].best.ids
 
-    eager = final_ids(graphed.with_settings(cuda_graphs=False))
+    # The graphed engine pads every canvas to the full window (fixed shapes); so must the eager
+    # one, or bf16 sums over other shapes differ in the last bit and pick other tokens.
+    eager = final_ids(graphed.with_settings(cuda_graphs=False, fixed_shapes=True))
+    for _ in range(3):  # eager steps until a shape comes back in a later refresh cycle, then graphs
+        graphed.first_passes.clear()  # the full pass computed, not taken from the store
+        assert final_ids(graphed) == eager
+    captured = len(graphed.graphs.graphs), len(graphed.graphs.full_graphs)
+    assert captured >= (1, 1)
+    graphed.first_passes.clear()
     assert final_ids(graphed) == eager
-    assert not graphed.graphs.graphs  # a shape seen in one refresh cycle only runs eager
-    assert final_ids(graphed) == eager  # the same request again: its shapes come back, captured
-    captured = len(graphed.graphs.graphs)
-    assert captured >= 1
-    assert final_ids(graphed) == eager
-    assert len(graphed.graphs.graphs) == captured  # and replayed, nothing new captured
+    assert (len(graphed.graphs.graphs), len(graphed.graphs.full_graphs)) == captured  # replayed
 
 
 def test_a_span_that_grows_mid_decode_refreshes_the_cache_on_its_new_window(engine):
