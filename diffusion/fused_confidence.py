@@ -13,9 +13,14 @@ and Gimelshein, 2018). From those:
     margin = (1 - e^(second - max)) / s
     sum p log p = w / s - log s
 
-One thread block per position reads its row once, in the model's own dtype.
-Minus-infinity logits (the banned ids, a forbidden null) count for nothing,
-as in the reference. Ties go to the lowest token id.
+Two launches: blocks of 4,096 logits each (a row spans many blocks, so a
+64-row step fills the GPU) hold their logits in registers, find the maximum,
+then sum relative to it; then one warp per row merges its blocks' partial
+results. The logits are read once, in the model's own dtype. Minus-infinity
+logits (the banned ids, a forbidden null) count for nothing, as in the
+reference. Ties go to the lowest token id. The first version, one block per
+row with a rescaling update per logit, took 230 µs for 64 rows of a
+152k-token vocabulary on an H100: 64 blocks for 132 multiprocessors.
 
 Whether it beats the torch version depends on the device: `race` times both
 there and the engine keeps the faster one. Nothing here runs
@@ -36,12 +41,13 @@ from diffusion.confidence import CONFIDENCES, Scorer, torch_scorer
 log = logging.getLogger(__name__)
 
 KINDS = {"top1": 0, "margin": 1, "entropy": 2}
-THREADS = 256  # per block: 8 warps, one row of logits each block
+THREADS = 256  # per block: 8 warps
 
 KERNEL_SOURCE = r"""
 #define NEG_INF __int_as_float(0xff800000)
 #define NO_TOKEN 0x7fffffff
 #define THREADS 256
+#define PER 16  // logits per thread in the first pass: 4,096 per block
 
 // What one thread (then a warp, then the block) knows of its share of a row.
 struct Partial {
@@ -60,26 +66,6 @@ __device__ __forceinline__ float f16_to_float(unsigned short bits) {
     float value;
     asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
     return value;
-}
-
-__device__ __forceinline__ void add(Partial& p, float x, int index) {
-    if (!(x > NEG_INF)) return;  // minus infinity and NaN carry no mass
-    if (x > p.top) {
-        if (p.sum > 0.0f) {  // re-centre what was seen on the new maximum
-            float rescale = expf(p.top - x);
-            p.weighted = rescale * (p.weighted + (p.top - x) * p.sum);
-            p.sum *= rescale;
-        }
-        p.sum += 1.0f;  // x itself: e^0, and (x - top) = 0 adds nothing to weighted
-        p.second = p.top;
-        p.top = x;
-        p.token = index;
-    } else {
-        p.second = fmaxf(p.second, x);
-        float e = expf(x - p.top);
-        p.sum += e;
-        p.weighted += e * (x - p.top);
-    }
 }
 
 __device__ __forceinline__ Partial merge(Partial a, Partial b) {
@@ -112,26 +98,82 @@ __device__ __forceinline__ Partial warp_reduce(Partial p) {
 }
 
 template <int DTYPE>  // 0: bfloat16, 1: float16, 2: float32
-__device__ void score_rows(const void* logits, long long rows, long long vocab, long long kind,
-                           float* confidence, long long* token, float* logp) {
-    long long row = blockIdx.x;
-    if (row >= rows) return;
-    Partial p = {NEG_INF, NEG_INF, 0.0f, 0.0f, NO_TOKEN};
-    for (long long v = threadIdx.x; v < vocab; v += THREADS) {
-        long long at = row * vocab + v;
-        float x;
-        if (DTYPE == 0) x = bf16_to_float(((const unsigned short*)logits)[at]);
-        else if (DTYPE == 1) x = f16_to_float(((const unsigned short*)logits)[at]);
-        else x = ((const float*)logits)[at];
-        add(p, x, (int)v);
-    }
-    __shared__ Partial warps[THREADS / 32];
+__device__ __forceinline__ float load(const void* logits, long long at) {
+    if (DTYPE == 0) return bf16_to_float(((const unsigned short*)logits)[at]);
+    if (DTYPE == 1) return f16_to_float(((const unsigned short*)logits)[at]);
+    return ((const float*)logits)[at];
+}
+
+__device__ __forceinline__ Partial block_reduce(Partial p, Partial* shared) {
     p = warp_reduce(p);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) warps[warp] = p;
+    if (lane == 0) shared[warp] = p;
     __syncthreads();
-    if (warp != 0) return;
-    p = lane < THREADS / 32 ? warps[lane] : Partial{NEG_INF, NEG_INF, 0.0f, 0.0f, NO_TOKEN};
+    if (warp == 0) {
+        p = lane < THREADS / 32 ? shared[lane] : Partial{NEG_INF, NEG_INF, 0.0f, 0.0f, NO_TOKEN};
+        p = warp_reduce(p);
+    }
+    return p;  // whole in thread 0
+}
+
+// Pass 1: block (row, chunk) reduces PER * THREADS logits of its row, held in registers,
+// to one Partial: the maximum and its index first, then the two sums relative to it, so
+// each value costs one exponential and no rescaling.
+template <int DTYPE>
+__device__ void chunk_partials(const void* logits, long long rows, long long vocab, long long chunks,
+                               Partial* partials) {
+    long long row = blockIdx.x / chunks, chunk = blockIdx.x % chunks;
+    if (row >= rows) return;
+    long long first = chunk * (long long)(PER * THREADS);
+    float x[PER];
+    Partial p = {NEG_INF, NEG_INF, 0.0f, 0.0f, NO_TOKEN};
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        long long v = first + i * THREADS + threadIdx.x;
+        float value = v < vocab ? load<DTYPE>(logits, row * vocab + v) : NEG_INF;
+        x[i] = value > NEG_INF ? value : NEG_INF;  // NaN carries no mass, as minus infinity
+        if (x[i] > p.top) {  // indices rise with i: on a tie the earlier (lower) one stays
+            p.second = p.top;
+            p.top = x[i];
+            p.token = (int)v;
+        } else {
+            p.second = fmaxf(p.second, x[i]);
+        }
+    }
+    __shared__ Partial shared[THREADS / 32];
+    __shared__ float top;
+    Partial best = block_reduce(p, shared);
+    if (threadIdx.x == 0) top = best.top;
+    __syncthreads();
+    float sum = 0.0f, weighted = 0.0f;
+    if (top > NEG_INF) {
+#pragma unroll
+        for (int i = 0; i < PER; i++) {
+            if (x[i] > NEG_INF) {
+                float e = expf(x[i] - top);
+                sum += e;
+                weighted += e * (x[i] - top);
+            }
+        }
+    }
+    __syncthreads();  // `shared` is reused
+    Partial sums = {top, NEG_INF, sum, weighted, NO_TOKEN};
+    sums = block_reduce(sums, shared);
+    if (threadIdx.x == 0) {
+        best.sum = sums.sum;
+        best.weighted = sums.weighted;
+        partials[blockIdx.x] = best;
+    }
+}
+
+// Pass 2: one warp per row merges its chunks' Partials and writes the scores.
+__device__ void finish_rows(const Partial* partials, long long rows, long long chunks, long long kind,
+                            float* confidence, long long* token, float* logp) {
+    long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    Partial p = {NEG_INF, NEG_INF, 0.0f, 0.0f, NO_TOKEN};
+    for (long long c = lane; c < chunks; c += 32) p = merge(p, partials[row * chunks + c]);
     p = warp_reduce(p);
     if (lane != 0) return;
     if (!(p.sum > 0.0f)) {  // every logit minus infinity: no token is possible, as NaN says in torch
@@ -151,30 +193,36 @@ __device__ void score_rows(const void* logits, long long rows, long long vocab, 
     logp[row] = -log_sum;
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) score_rows_bf16(
-    const void* logits, long long rows, long long vocab, long long kind,
-    float* confidence, long long* token, float* logp) {
-    score_rows<0>(logits, rows, vocab, kind, confidence, token, logp);
+extern "C" __global__ void __launch_bounds__(THREADS) chunks_bf16(
+    const void* logits, long long rows, long long vocab, long long chunks, Partial* partials) {
+    chunk_partials<0>(logits, rows, vocab, chunks, partials);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) score_rows_f16(
-    const void* logits, long long rows, long long vocab, long long kind,
-    float* confidence, long long* token, float* logp) {
-    score_rows<1>(logits, rows, vocab, kind, confidence, token, logp);
+extern "C" __global__ void __launch_bounds__(THREADS) chunks_f16(
+    const void* logits, long long rows, long long vocab, long long chunks, Partial* partials) {
+    chunk_partials<1>(logits, rows, vocab, chunks, partials);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) score_rows_f32(
-    const void* logits, long long rows, long long vocab, long long kind,
+extern "C" __global__ void __launch_bounds__(THREADS) chunks_f32(
+    const void* logits, long long rows, long long vocab, long long chunks, Partial* partials) {
+    chunk_partials<2>(logits, rows, vocab, chunks, partials);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) finish(
+    const Partial* partials, long long rows, long long chunks, long long kind,
     float* confidence, long long* token, float* logp) {
-    score_rows<2>(logits, rows, vocab, kind, confidence, token, logp);
+    finish_rows(partials, rows, chunks, kind, confidence, token, logp);
 }
 """
 
 KERNEL_NAMES = {
-    torch.bfloat16: "score_rows_bf16",
-    torch.float16: "score_rows_f16",
-    torch.float32: "score_rows_f32",
+    torch.bfloat16: "chunks_bf16",
+    torch.float16: "chunks_f16",
+    torch.float32: "chunks_f32",
 }
+FINISH = "finish"
+CHUNK = 16 * THREADS  # logits per block in the first pass: PER * THREADS in the source
+PARTIAL_BYTES = 20  # sizeof(Partial): four floats and an int
 
 
 def cuda_core():
@@ -222,6 +270,7 @@ class FusedScorer:
         major, minor = self._target.compute_capability
         code = compile_kernels(f"sm_{major}{minor}")
         self.kernels = {dtype: code.get_kernel(name) for dtype, name in KERNEL_NAMES.items()}
+        self.finish = code.get_kernel(FINISH)
 
     def _make_current(self) -> None:
         # A launch on torch's default stream (handle 0) runs in the calling thread's current
@@ -238,18 +287,33 @@ class FusedScorer:
         vocab = logits.shape[-1]
         shape = logits.shape[:-1]
         rows = logits.numel() // vocab if vocab else 0
+        chunks = -(-vocab // CHUNK)
         confidence = torch.empty(shape, dtype=torch.float32, device=logits.device)
         token = torch.empty(shape, dtype=torch.long, device=logits.device)
         logp = torch.empty(shape, dtype=torch.float32, device=logits.device)
         if rows:
+            partials = torch.empty(rows * chunks * PARTIAL_BYTES, dtype=torch.uint8, device=logits.device)
             self._make_current()
-            self._core.launch(
-                self._core.Stream.from_handle(torch.cuda.current_stream(logits.device).cuda_stream),
-                self._core.LaunchConfig(grid=rows, block=THREADS),
+            core = self._core
+            stream = core.Stream.from_handle(torch.cuda.current_stream(logits.device).cuda_stream)
+            core.launch(
+                stream,
+                core.LaunchConfig(grid=rows * chunks, block=THREADS),
                 kernel,
                 logits.data_ptr(),
                 rows,
                 vocab,
+                chunks,
+                partials.data_ptr(),
+            )
+            warps_per_block = THREADS // 32
+            core.launch(
+                stream,
+                core.LaunchConfig(grid=-(-rows // warps_per_block), block=THREADS),
+                self.finish,
+                partials.data_ptr(),
+                rows,
+                chunks,
                 self.kind,
                 confidence.data_ptr(),
                 token.data_ptr(),

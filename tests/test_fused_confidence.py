@@ -8,6 +8,7 @@ import torch
 
 from diffusion.confidence import CONFIDENCES, torch_scorer
 from diffusion.fused_confidence import (
+    FINISH,
     KERNEL_NAMES,
     KINDS,
     FusedScorer,
@@ -32,7 +33,7 @@ def nvrtc_or_skip():
 def test_the_kernel_source_compiles_with_nvrtc_without_a_gpu(arch):
     nvrtc_or_skip()
     code = compile_kernels(arch).code
-    for name in KERNEL_NAMES.values():
+    for name in (*KERNEL_NAMES.values(), FINISH):
         assert name.encode() in code
 
 

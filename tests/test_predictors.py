@@ -136,6 +136,37 @@ def test_cuda_graph_steps_commit_the_same_tokens_as_eager_ones():
     assert (len(graphed.graphs.graphs), len(graphed.graphs.full_graphs)) == captured  # replayed
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_interleaved_decodes_of_one_shape_never_read_each_others_recorded_keys():
+    # Both decodes replay the same full-pass graph, whose outputs are the recorded keys and
+    # values: each replay overwrites the other decode's recording, so each of its steps must
+    # refresh (a full pass), never read the other's keys. Step for step, that is decoding with
+    # a full pass at every step.
+    from diffusion.checkpoint import BUILTIN_MODEL_DIR, load_checkpoint
+    from diffusion.engine import Engine, settings_for
+    from diffusion.schedule import one_per_step
+
+    device = torch.device("cuda")
+    checkpoint = load_checkpoint(BUILTIN_MODEL_DIR, device, torch.bfloat16)
+    engine = Engine(checkpoint, device, settings_for(checkpoint)).with_settings(cache_refresh=100)
+    asks = [(PREFIX, SUFFIX), ("def mean(values):\n    total = ", "\n    return total / len(values)\n")]
+
+    def decode(engine, ask):
+        engine.first_passes.clear()
+        return engine.infill(*ask, [12], one_per_step(), exact_length=True)  # 12 steps each
+
+    for _ in range(3):  # until the full pass's shape is captured
+        for ask in asks:
+            [*decode(engine, ask)]
+    assert engine.graphs.full_graphs
+    expected = [[*decode(engine.with_settings(cache_refresh=1), ask)][-1].best.ids for ask in asks]
+    one, two = decode(engine, asks[0]), decode(engine, asks[1])
+    finals = [None, None]
+    for a, b in zip(one, two, strict=True):
+        finals = [a, b]
+    assert [f.best.ids for f in finals] == expected
+
+
 def test_a_span_that_grows_mid_decode_refreshes_the_cache_on_its_new_window(engine):
     # A length policy (DreamOn's expand) may lengthen the span between steps: the next step's
     # window is wider, so the block the cache recomputes must be re-cut by a full pass.
