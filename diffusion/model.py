@@ -34,20 +34,24 @@ class RMSNorm(nn.Module):
 def rotary_tables(
     head_size: int, length: int, theta: float, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables of shape (length, head_size) for rotate-half RoPE."""
+    """cos and signed sin tables of shape (length, head_size) for rotate-half RoPE.
+
+    The sin table's first half is negated: rotate-half multiplies the swapped halves
+    (-x2, x1) by sin, which is (x2, x1) times the signed table, one kernel fewer."""
     inv_freq = 1.0 / (
         theta ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
     )
     angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)
-    angles = torch.cat([angles, angles], dim=-1)  # (T, D)
-    return angles.cos(), angles.sin()
+    sin = angles.sin()
+    return torch.cat([angles, angles], dim=-1).cos(), torch.cat([-sin, sin], dim=-1)
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (..., T, D); cos/sin: (T, D), broadcast over the leading dimensions."""
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """x: (..., T, D); cos and the signed sin (`rotary_tables`): (T, D), broadcast over the
+    leading dimensions, in x's dtype."""
     half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return (x * cos + rotated * sin).to(x.dtype)
+    swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)
+    return torch.addcmul(x * cos, swapped, signed_sin)
 
 
 def key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
