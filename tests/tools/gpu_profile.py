@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import diffusion.denoise as denoise_module
@@ -69,6 +70,17 @@ def labels(engine: Engine):
         engine.scorers[key] = choice
 
 
+def busy_ms(intervals) -> float:
+    """Milliseconds covered by the union of (start, end) microsecond intervals: the time the
+    device was running something (kernels overlap their annotations and each other)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total / 1000
+
+
 def request(engine: Engine, prefix: str, suffix: str, block: int) -> tuple[list[float], tuple[int, ...]]:
     """Seconds from the start to each snapshot of one cold request, and its final ids."""
     engine.first_passes.clear()
@@ -101,13 +113,22 @@ def variant(engine: Engine, name: str, prefix: str, suffix: str, block: int, rep
     if engine.device.type == "cuda":
         (out / f"{name}.cuda.txt").write_text(table.table(sort_by="self_device_time_total", row_limit=40))
     steps = len(stamps) - 2
+    events = prof.events()
+    host = {}  # label -> host milliseconds (the label's CPU-side range, not its GPU annotation)
+    for event in events:
+        if event.name.startswith("step.") and event.device_type == DeviceType.CPU:
+            host[event.name] = host.get(event.name, 0.0) + event.cpu_time_total / 1000
     parts = " ".join(
-        f"{label.removeprefix('step.')} {by_name[label].cpu_time_total / 1000 / max(1, steps):.2f}"
+        f"{label.removeprefix('step.')} {host[label] / max(1, steps):.2f}"
         for label in ("step.forward", "step.score", "step.commit", "step.to_host", "step.snapshot")
-        if label in by_name
+        if label in host
     )
     counts = " ".join(f"{e}={by_name[e].count}" for e in HOST_EVENTS if e in by_name)
-    device_ms = sum(e.self_device_time_total for e in table) / 1000 if engine.device.type == "cuda" else 0
+    device_ms = busy_ms(
+        (e.time_range.start, e.time_range.end)
+        for e in events
+        if e.device_type == DeviceType.CUDA and not e.name.startswith("step.")
+    )
     print(
         f"{name:<14} final {statistics.median(finals) * 1000:7.1f} ms  step gap {statistics.median(gaps) * 1000:6.2f} ms"
         f"  steps {steps}  device busy {device_ms:6.1f} ms  warm-up s {' '.join(f'{w:.2f}' for w in warm)}"
