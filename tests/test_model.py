@@ -136,6 +136,31 @@ def test_save_load_round_trip(tmp_path):
         assert torch.equal(model(ids), loaded.model(ids))
 
 
+def test_a_loaded_model_is_fused_without_a_second_copy_and_saves_as_before(tmp_path):
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY, mask_token_id=1, attention_bias=True)
+    model = DiffusionTransformer(config).eval()
+    codec = write_codec(tmp_path, config)
+    save_checkpoint(tmp_path / "m", config, model, codec)
+    loaded = load_checkpoint(tmp_path / "m").model
+    attention, mlp = loaded.model.layers[0].self_attn, loaded.model.layers[0].mlp
+    merged, merged_bias = attention.qkv
+    # The projections read from the merged matrices: one matrix product, no weight stored twice.
+    for projection in (attention.q_proj, attention.k_proj, attention.v_proj):
+        assert projection.weight.untyped_storage().data_ptr() == merged.untyped_storage().data_ptr()
+        assert projection.bias.untyped_storage().data_ptr() == merged_bias.untyped_storage().data_ptr()
+    assert mlp.up_proj.weight.untyped_storage().data_ptr() == mlp.gate_up.untyped_storage().data_ptr()
+    assert loaded.num_parameters() == model.num_parameters()
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    # Saved again (safetensors refuses tensors that share memory), it loads to the same model.
+    save_checkpoint(tmp_path / "again", config, loaded, codec)
+    again = load_checkpoint(tmp_path / "again").model
+    ids = torch.randint(0, TINY["vocab_size"], (2, 20))
+    with torch.no_grad():
+        assert torch.equal(again(ids), loaded(ids))
+        assert torch.allclose(loaded(ids), model(ids), atol=1e-5)
+
+
 def test_wrong_folders_name_the_problem(tmp_path):
     config = ModelConfig(**TINY, mask_token_id=1)
     codec = write_codec(tmp_path, config)

@@ -100,6 +100,60 @@ def test_engine_requests_share_first_passes_across_settings(engine):
     assert one == two
 
 
+class SharedRecording:
+    """Stands in for `BlockGraphs` on the CPU: every full pass, like a graph's replay, writes
+    the one set of recorded keys and values all decodes are handed, and counts itself; with
+    `leases` off it hands out no lease, as the code did before leases."""
+
+    def __init__(self, model, leases: bool = True) -> None:
+        self.model, self.leases = model, leases
+        self.replays, self.recorded = 0, None
+
+    def full(self, ids, mask, cycle):
+        from diffusion.model import LayerCache
+
+        fresh = [LayerCache() for _ in self.model.model.layers]
+        hidden = self.model.masked_hidden_states(ids, mask, fresh)
+        if self.recorded is None:
+            self.recorded = fresh
+        for static, new in zip(self.recorded, fresh, strict=True):
+            static.k.copy_(new.k)
+            static.v.copy_(new.v)
+        self.replays += 1
+        return hidden, self.recorded, ((self, self.replays) if self.leases else None)
+
+    def hidden(self, block, mask, caches, start, cycle):
+        return self.model.masked_hidden_states(block, mask, caches, start)
+
+
+@pytest.mark.parametrize("leases", [True, False])
+def test_a_decode_whose_recorded_keys_another_overwrote_refreshes(engine, leases):
+    from diffusion.schedule import one_per_step
+
+    model = engine.checkpoint.model
+    padded = engine.with_settings(fixed_shapes=True)  # two requests, one canvas shape
+    canvases = [
+        padded._aligned([padded._infill_canvas(prefix, suffix, [10])])[0]
+        for prefix, suffix in ((PREFIX, SUFFIX), ("def mean(values):\n    total = ", "\n    return total\n"))
+    ]
+    assert canvases[0].ids.shape == canvases[1].ids.shape
+
+    def decode(canvas, predict):
+        return denoise(predict, canvas, one_per_step(), banned_ids=engine.banned_ids)
+
+    # Each decode's steps alternate with the other's full passes: with leases, each step finds
+    # its recording overwritten and refreshes, which is a full pass at every step.
+    expected = [[*decode(c, CachedContext(model, refresh_every=1))][-1].ids for c in canvases]
+    shared = SharedRecording(model, leases)
+    one, two = (decode(c, CachedContext(model, refresh_every=100, graphs=shared)) for c in canvases)
+    finals = [None, None]
+    for a, b in zip(one, two, strict=True):
+        finals = [a, b]
+    same = [torch.equal(final.ids, want) for final, want in zip(finals, expected, strict=True)]
+    # Without leases a decode reads the other's keys: the check above must be able to fail.
+    assert same == [True, True] if leases else not all(same)
+
+
 def test_graphs_capture_a_shape_only_when_a_later_refresh_cycle_brings_it_back(engine):
     # The policy alone (capturing needs CUDA): counts are per refresh cycle, not per step.
     from diffusion.predictors import BlockGraphs
