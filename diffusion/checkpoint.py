@@ -252,10 +252,19 @@ def load_checkpoint(
     state = read_state_dict(folder, family.rename, device, dtype)
     check_tensors(model, state)
     model.load_state_dict(state, strict=False, assign=True)
+    del state  # the model holds the tensors now; fusing copies them, and the peak is one model
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     model.eval().requires_grad_(False).fuse()
     return Checkpoint(config=config, model=model, codec=codec, path=folder, family=family.name)
+
+
+def alone(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` with storage of its own: a fused model's projections are views into one matrix,
+    and safetensors refuses tensors that share memory. Only those are copied."""
+    if tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
+        return tensor.clone()
+    return tensor
 
 
 def save_checkpoint(
@@ -268,9 +277,7 @@ def save_checkpoint(
     """Write config.json, model.safetensors and tokenizer.json into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {
-        # A copy of each: a fused model's projections are views into one matrix, and
-        # safetensors refuses tensors that share memory.
-        name: tensor.detach().to("cpu", dtype).clone()
+        name: alone(tensor.detach().to("cpu", dtype))
         for name, tensor in model.state_dict().items()
         if not (config.tie_word_embeddings and name == "lm_head.weight")
     }

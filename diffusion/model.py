@@ -26,8 +26,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # torch's own kernel (one launch on CUDA where the written-out form took eight); it
-        # accumulates in float32 as the reference does, since bf16 variance loses digits.
+        # torch's own kernel (one launch on CUDA where the written-out form took eight). Its
+        # variance is in float32, as the reference's; it rounds to bf16 at other points than the
+        # reference, so bf16 outputs may differ from it in the last bit (float32 ones match).
         return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
@@ -216,6 +217,10 @@ class DiffusionTransformer(nn.Module):
         # cos and sin tables per (device, dtype), grown to a power of two: built once rather than
         # at every forward (a dozen small kernels each time), and never inside a CUDA graph capture.
         self._rotary: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        # Tables a longer canvas replaced. Kept alive: a captured CUDA graph reads the table it
+        # was recorded with by address, and freed memory would be handed to other tensors.
+        self._outgrown_rotary: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._fused = False
 
     @staticmethod
     def _init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -269,9 +274,16 @@ class DiffusionTransformer(nn.Module):
         key = (device, dtype)
         tables = self._rotary.get(key)
         if tables is None or tables[0].shape[0] < length:
+            if tables is not None:
+                self._outgrown_rotary.append(tables)
             rows = min(self.config.max_position_embeddings, 1 << max(0, length - 1).bit_length())
-            cos, sin = rotary_tables(self.config.head_size, max(rows, length), self.config.rope_theta, device)
-            tables = self._rotary[key] = (cos.to(dtype), sin.to(dtype))
+            # Ordinary tensors even when the first forward runs under inference_mode: an
+            # inference tensor could not be saved for backward if the model is trained later.
+            with torch.inference_mode(False), torch.no_grad():
+                cos, sin = rotary_tables(
+                    self.config.head_size, max(rows, length), self.config.rope_theta, device
+                )
+                tables = self._rotary[key] = (cos.to(dtype), sin.to(dtype))
         return tables
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -325,13 +337,59 @@ class DiffusionTransformer(nn.Module):
     def fuse(self) -> DiffusionTransformer:
         """Merge each layer's q, k, v and its gate and up weights into single matrices, for
         inference: fewer, larger matrix products per layer. The original parameters become
-        views into the merged ones (no second copy, the state dict unchanged), so fuse only once
-        the model is on its final device and dtype (a later `.to` would part them), and never
-        a model being trained (gradients would not reach the views)."""
-        for layer in self.model.layers:
-            layer.self_attn.fuse()
-            layer.mlp.fuse()
+        views into the merged ones: no second copy, the state dict unchanged, and an in-place
+        `load_state_dict` writes through to the merged matrices.
+
+        Moving the model (`.to`, `.half`, `.cuda`) fuses it again on arrival; `train()` undoes
+        the fusion, since gradients reach the separate parameters only."""
+        if not self._fused:
+            for layer in self.model.layers:
+                layer.self_attn.fuse()
+                layer.mlp.fuse()
+            self._fused = True
         return self
+
+    def unfuse(self) -> DiffusionTransformer:
+        """Run the separate projections again. Their parameters stay views into the merged
+        storage until something replaces them (a move, an optimiser step is in place)."""
+        for layer in self.model.layers:
+            layer.self_attn.qkv = None
+            layer.mlp.gate_up = None
+        self._fused = False
+        return self
+
+    @property
+    def fused(self) -> bool:
+        return self._fused
+
+    def _apply(self, fn, recurse=True):
+        # Every move and cast comes through here. The merged matrices are plain attributes that
+        # nn.Module would not convert, so they are dropped, the parameters converted, and the
+        # merge rebuilt from them; the rotary tables belong to the old device or dtype.
+        fused = self._fused
+        self.unfuse()
+        result = super()._apply(fn, recurse)
+        self._rotary = {}
+        self._outgrown_rotary = []
+        if fused:
+            self.fuse()
+        return result
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # Copying in place writes through the views into the merged matrices; assigning
+        # replaces the parameters, so the merge is rebuilt from the new ones.
+        fused = self._fused and assign
+        if fused:
+            self.unfuse()
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        if fused:
+            self.fuse()
+        return result
+
+    def train(self, mode: bool = True) -> DiffusionTransformer:
+        if mode and self._fused:
+            self.unfuse()
+        return super().train(mode)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -161,6 +161,53 @@ def test_a_loaded_model_is_fused_without_a_second_copy_and_saves_as_before(tmp_p
         assert torch.allclose(loaded(ids), model(ids), atol=1e-5)
 
 
+def test_a_fused_model_moved_reloaded_or_trained_still_computes_the_same_model():
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY, mask_token_id=1, attention_bias=True)
+    plain = DiffusionTransformer(config).eval()
+    fused = DiffusionTransformer(config).eval()
+    fused.load_state_dict(plain.state_dict())
+    fused.fuse()
+    ids = torch.randint(0, TINY["vocab_size"], (2, 20))
+    with torch.no_grad():
+        expected = plain(ids)
+        # A cast goes through every parameter: the merged matrices follow, in the new dtype.
+        fused.double()
+        assert fused.fused and fused.model.layers[0].self_attn.qkv[0].dtype == torch.float64
+        assert torch.allclose(fused(ids.clone()).float(), expected, atol=1e-5)
+        fused.float()
+        # Other weights copied in place reach the merged matrices through their views ...
+        other = DiffusionTransformer(config).eval()
+        fused.load_state_dict(other.state_dict())
+        assert torch.allclose(fused(ids), other(ids), atol=1e-5)
+        # ... and so do weights assigned in place of the parameters.
+        fused.load_state_dict(plain.state_dict(), assign=True)
+        assert fused.fused and torch.allclose(fused(ids), expected, atol=1e-5)
+    # Training runs the separate projections, so every one of them gets a gradient.
+    fused.train().requires_grad_(True)
+    assert not fused.fused
+    fused(ids).logsumexp(-1).mean().backward()
+    attention = fused.model.layers[0].self_attn
+    for parameter in (attention.q_proj.weight, attention.k_proj.bias, fused.model.layers[0].mlp.up_proj.weight):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+def test_rotary_tables_built_under_inference_mode_train_and_outgrown_ones_stay_alive():
+    torch.manual_seed(0)
+    model = DiffusionTransformer(ModelConfig(**TINY, mask_token_id=1))
+    with torch.inference_mode():
+        model(torch.randint(0, TINY["vocab_size"], (1, 10)))
+    short = model.rotary(10, torch.device("cpu"), torch.float32)
+    assert not short[0].is_inference()
+    longer = model.rotary(100, torch.device("cpu"), torch.float32)
+    assert longer[0].shape[0] >= 100 > short[0].shape[0]
+    # A CUDA graph recorded with the short table still reads it by address: it must stay allocated.
+    assert any(table[0] is short[0] for table in model._outgrown_rotary)
+    model.train()
+    model(torch.randint(0, TINY["vocab_size"], (1, 10))).sum().backward()
+    assert model.lm_head.weight.grad is not None
+
+
 def test_wrong_folders_name_the_problem(tmp_path):
     config = ModelConfig(**TINY, mask_token_id=1)
     codec = write_codec(tmp_path, config)
