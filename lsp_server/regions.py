@@ -422,12 +422,13 @@ def rank_candidates(
     order = list(range(len(candidates)))
     if len(order) < 2:
         return order
-    valid = _valid_offset(document_text, start) and _valid_offset(document_text, end)
+    if not (_valid_offset(document_text, start) and _valid_offset(document_text, end)):
+        return order
     start, end = sorted((start, end))
-    original = document_text[start:end] if valid else ""
+    original = document_text[start:end]
     broken = [broken_characters(c, original) if isinstance(c, str) else 1 << 30 for c in candidates]
     source = Source.of(document_text)
-    tree = parse(source, language) if valid else None
+    tree = parse(source, language)
     if tree is None:
         return sorted(order, key=broken.__getitem__)
     counts = []

@@ -11,7 +11,7 @@ event loop as items on an asyncio queue.
 Jobs that can share forward passes (the same kind of request on the same
 model and settings, from any document or connection) say so with a
 `Batchable`; when the worker takes one, it takes every pending job with the
-same key along (up to `max_batch`) and runs them as one: each step serves all
+same key along (up to the batch's limit) and runs them as one: each step serves all
 of them, and each job still ends on its own (done, cancelled, stale).
 """
 
@@ -52,7 +52,7 @@ class Batchable:
     part: Any  # this job's share of the batch
     run: Callable[[Sequence[Any]], Iterator[Sequence[Any]]]  # parts -> per step, one item per part
     is_last: Callable[[Any], bool]  # is this item the job's final one?
-    limit: int = 8  # how many jobs may share one run (the scheduler's own max_batch caps it too)
+    limit: int = 8  # how many jobs may share one run (serve --batch sets it)
 
 
 @dataclass(eq=False)
@@ -83,8 +83,7 @@ class Job:
 class Scheduler:
     """A single worker running jobs in arrival order, batchable ones together."""
 
-    def __init__(self, max_batch: int = 8) -> None:
-        self.max_batch = max_batch
+    def __init__(self) -> None:
         self.batched_runs = 0  # runs that served more than one job
         self.batched_jobs = 0
         self.ended: Counter[str] = Counter()  # jobs ended, by outcome, over the worker's life
@@ -133,7 +132,7 @@ class Scheduler:
             first = self._pending.popleft()
             group = [first]
             if first.batch is not None:
-                limit = min(self.max_batch, first.batch.limit)
+                limit = first.batch.limit
                 for other in list(self._pending):
                     if len(group) >= limit:
                         break

@@ -31,10 +31,9 @@ log = logging.getLogger(__name__)
 # than the message lost along with the ones after it.
 CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d+)[ \t]*\r?\n$", re.IGNORECASE)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-# An oversize message is never read whole: its head is, for an id to answer (JSON-RPC
-# envelopes put it before the params in practice).
+# An oversize message is never read whole: its head is, for the envelope's id and method
+# (clients write them before the params in practice).
 OVERSIZE_HEAD_BYTES = 4096
-ID_FIELD = re.compile(rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
 
 
 def send_error(protocol: JsonRPCProtocol, msg_id: Any, code: int, message: str) -> None:
@@ -107,16 +106,67 @@ def handle_safely(protocol: JsonRPCProtocol, body: bytes) -> None:
         )
 
 
+def envelope_fields(head: bytes) -> dict[str, Any]:
+    """The top-level members of a JSON object that `head` begins, as far as they can be read:
+    a member whose value runs past the head (or is not JSON) is given as `...`, and reading
+    stops there. Only the top level counts, so an "id" inside the params is never taken for
+    the message's."""
+    text = head.decode("utf-8", "replace")
+    decoder = json.JSONDecoder()
+    fields: dict[str, Any] = {}
+
+    def past_blanks(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    at = past_blanks(0)
+    if not text.startswith("{", at):
+        return fields
+    at += 1
+    while True:
+        at = past_blanks(at)
+        try:
+            key, at = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            return fields
+        at = past_blanks(at)
+        if not isinstance(key, str) or not text.startswith(":", at):
+            return fields
+        fields[key] = ...
+        try:
+            value, at = decoder.raw_decode(text, past_blanks(at + 1))
+        except (ValueError, RecursionError):  # cut off by the head's end, or not JSON
+            return fields
+        at = past_blanks(at)
+        # A number cut by the head's end would still decode ("12" of "123"): a value counts only
+        # when the head shows where it ends.
+        if at >= len(text) or text[at] not in ",}":
+            return fields
+        fields[key] = value
+        if text[at] == "}":
+            return fields
+        at += 1
+
+
 def refuse_oversize(protocol: JsonRPCProtocol, head: bytes, length: int) -> None:
-    """Answer a message too large to read. A request (its id is in `head`) gets the error;
-    a notification may have been a document change, so the connection's documents are marked
-    out of sync until the client sends their text again."""
-    found = ID_FIELD.search(head)
-    msg_id = json.loads(found.group(1)) if found else None
+    """Answer a message too large to read. A request whose id and method are in `head` gets
+    the error under its id; a response from the client (a result or an error in `head`) is only
+    logged; anything else may have been a document change, so it is answered under a null id and
+    the connection's documents are marked out of sync until the client sends their text again."""
+    fields = envelope_fields(head)
     reason = f"a message of {length} bytes was over the {MAX_MESSAGE_BYTES} byte limit and dropped"
-    send_error(protocol, msg_id, -32600, f"unmask: {reason}")
-    if msg_id is None and isinstance(protocol, UnmaskProtocol):
+    if "result" in fields or "error" in fields:
+        log.warning("a response from the client was dropped: %s", reason)
+        return
+    is_request = is_id(fields.get("id")) and isinstance(fields.get("method"), str)
+    send_error(protocol, fields["id"] if is_request else None, -32600, f"unmask: {reason}")
+    if not is_request and isinstance(protocol, UnmaskProtocol):
         protocol.lost_unread(reason)
+
+
+class HeaderOverLimit(Exception):
+    """A header line longer than the reader holds: the stream cannot be framed past it."""
 
 
 async def skip(reader, length: int) -> None:
@@ -131,7 +181,10 @@ async def read_framed(reader, protocol: JsonRPCProtocol) -> None:
     """The Content-Length framed loop shared by stdio and TCP; returns at end of stream."""
     length = 0
     while True:
-        header = await reader.readline()
+        try:
+            header = await reader.readline()
+        except ValueError as error:  # asyncio's reader says so when a line outgrows its limit
+            raise HeaderOverLimit(str(error)) from error
         if not header:
             return
         match = CONTENT_LENGTH.fullmatch(header)
@@ -154,7 +207,7 @@ async def serve_connection(session: Session, read) -> None:
         pass
     except (asyncio.IncompleteReadError, ConnectionError) as error:
         log.info("connection %d closed: %s", session.connection, error)
-    except ValueError as error:  # asyncio's reader: a header line longer than its limit
+    except HeaderOverLimit as error:
         send_error(session.server.protocol, None, -32600, "unmask: a header line over the size limit")
         log.info("connection %d closed: %s", session.connection, error)
     finally:

@@ -8,8 +8,9 @@ from lsprotocol import types
 from diffusion.engine import Candidate, Segment
 from lsp_server.block_edit import code_actions, offers
 from lsp_server.infill_request import led_by
-from lsp_server.lifecycle import INVALID_REQUEST, SERVER_NOT_INITIALIZED, refusal, with_params
+from lsp_server.lifecycle import INVALID_REQUEST, SERVER_NOT_INITIALIZED, UnmaskProtocol, refusal, with_params
 from lsp_server.protocol import Settings
+from lsp_server.transports import envelope_fields, refuse_oversize
 
 
 @pytest.mark.parametrize(
@@ -171,3 +172,57 @@ def test_the_engine_host_loads_without_decoding_flags():
 
     host = EngineHost(None, "cpu")
     assert host.ready.wait(300) and host.error is None and host.engine is not None
+
+
+@pytest.mark.parametrize(
+    ("head", "fields"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "m", "params": {"text": "xxx', {"jsonrpc": "2.0", "id": 7, "method": "m", "params": ...}),
+        (b'{"method":"m","id":"a\\"b","params":', {"method": "m", "id": 'a"b', "params": ...}),
+        # an id inside the params is not the message's
+        (b'{"method": "didChange", "params": {"id": 3, "text": "xx', {"method": "didChange", "params": ...}),
+        # cut inside a number, a string or a nested value: that member's value is not taken
+        (b'{"method": "m", "id": 12', {"method": "m", "id": ...}),
+        (b'{"method": "m", "id": "ab', {"method": "m", "id": ...}),
+        (b'{"id": 1.5, "method": "m", "params": [1, 2', {"id": 1.5, "method": "m", "params": ...}),
+        (b'{"id": "\\q", "method": "m"}', {"id": ...}),  # a bad escape ends the reading, raising nothing
+        (b'{"id": 4, "result": {"applied": tr', {"id": 4, "result": ...}),
+        (b'{"id": 4}', {"id": 4}),
+        (b'[{"id": 1}]', {}),
+        (b'\xff\xfe{"id": 1', {}),
+        (b"", {}),
+    ],
+)
+def test_an_oversize_message_is_read_for_its_top_level_envelope_only(head, fields):
+    assert envelope_fields(head) == fields
+
+
+@pytest.mark.parametrize(
+    ("head", "answered_id", "out_of_sync"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "m", "params": {"text": "xx', 7, False),
+        (b'{"jsonrpc": "2.0", "id": 7, "params": {"text": "xx', None, True),  # a method may follow
+        (b'{"jsonrpc": "2.0", "method": "didChange", "params": {"id": 7, "x', None, True),
+        (b'{"jsonrpc": "2.0", "id": 1.5, "method": "m", "params": {"x', None, True),
+        (b'{"jsonrpc": "2.0", "id": 7, "result": {"x', "no answer", False),  # the client's response
+    ],
+)
+def test_an_oversize_message_is_answered_by_what_its_head_shows(head, answered_id, out_of_sync):
+    sent, lost = [], []
+
+    class Protocol(UnmaskProtocol):
+        def __init__(self):
+            pass
+
+        def _send_data(self, data):
+            sent.append(data)
+
+        def lost_unread(self, reason):
+            lost.append(reason)
+
+    refuse_oversize(Protocol(), head, 1 << 30)
+    if answered_id == "no answer":
+        assert sent == []
+    else:
+        assert [(m["id"], m["error"]["code"]) for m in sent] == [(answered_id, -32600)]
+    assert bool(lost) == out_of_sync

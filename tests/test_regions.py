@@ -443,6 +443,11 @@ def test_a_candidate_with_a_broken_character_ranks_below_whole_ones():
 
 def test_ranking_without_a_grammar_keeps_the_order():
     assert rank_candidates("a\n", 0, 1, ["((", "b", "c"], None) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("start", "end"), [(None, 1), (0, "1"), (-1, 1), (0, 99), (True, 1), (1.0, 2)])
+def test_ranking_a_span_that_is_not_in_the_document_keeps_the_order(start, end):
+    assert rank_candidates("x = 1\n", start, end, ["(", "2", "\ufffd"], "python") == [0, 1, 2]
     assert rank_candidates("a\n", 0, 1, [], "python") == []
 
 

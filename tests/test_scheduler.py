@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from lsp_server.scheduler import Batchable, Job, JobEnd, Outcome, Scheduler
 
 
@@ -77,7 +79,8 @@ def test_pending_jobs_with_one_key_share_a_run_and_each_ends_alone():
     scheduler.close()
 
 
-def test_a_batch_takes_no_more_jobs_than_its_limit():
+@pytest.mark.parametrize("limit", [2, 12])
+def test_a_batch_takes_no_more_jobs_than_its_limit(limit):
     scheduler = Scheduler()
     release = threading.Event()
     blocker_inbox = Inbox()
@@ -88,13 +91,14 @@ def test_a_batch_takes_no_more_jobs_than_its_limit():
 
     scheduler.submit(Job(("c", "blocker"), 1, blocking_work, lambda: True, blocker_inbox.deliver))
     calls: list = []
-    inboxes = {name: Inbox() for name in ("a", "b", "c", "d", "e")}
+    names = [f"job{number:02d}" for number in range(2 * limit + 1)]
+    inboxes = {name: Inbox() for name in names}
     for name, inbox in inboxes.items():
-        scheduler.submit(batch_job(name, "infill", calls, inbox, limit=2))
+        scheduler.submit(batch_job(name, "infill", calls, inbox, limit=limit))
     release.set()
     assert all(inbox.end.outcome is Outcome.DONE for inbox in inboxes.values())
-    assert calls == [["a", "b"], ["c", "d"]]  # and e alone, through its own work
-    assert inboxes["e"].items[:-1] == [("e", "alone")]
+    assert calls == [names[:limit], names[limit : 2 * limit]]  # and the last alone, through its own work
+    assert inboxes[names[-1]].items[:-1] == [(names[-1], "alone")]
     scheduler.close()
 
 
