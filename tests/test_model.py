@@ -188,7 +188,11 @@ def test_a_fused_model_moved_reloaded_or_trained_still_computes_the_same_model()
     assert not fused.fused
     fused(ids).logsumexp(-1).mean().backward()
     attention = fused.model.layers[0].self_attn
-    for parameter in (attention.q_proj.weight, attention.k_proj.bias, fused.model.layers[0].mlp.up_proj.weight):
+    for parameter in (
+        attention.q_proj.weight,
+        attention.k_proj.bias,
+        fused.model.layers[0].mlp.up_proj.weight,
+    ):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
 
 

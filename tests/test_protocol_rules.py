@@ -177,7 +177,10 @@ def test_the_engine_host_loads_without_decoding_flags():
 @pytest.mark.parametrize(
     ("head", "fields"),
     [
-        (b'{"jsonrpc": "2.0", "id": 7, "method": "m", "params": {"text": "xxx', {"jsonrpc": "2.0", "id": 7, "method": "m", "params": ...}),
+        (
+            b'{"jsonrpc": "2.0", "id": 7, "method": "m", "params": {"text": "xxx',
+            {"jsonrpc": "2.0", "id": 7, "method": "m", "params": ...},
+        ),
         (b'{"method":"m","id":"a\\"b","params":', {"method": "m", "id": 'a"b', "params": ...}),
         # an id inside the params is not the message's
         (b'{"method": "didChange", "params": {"id": 3, "text": "xx', {"method": "didChange", "params": ...}),
